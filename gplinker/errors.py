@@ -1,0 +1,19 @@
+"""Errors written for users: each says where the problem is and what is wrong."""
+
+from __future__ import annotations
+
+
+class GPLinkerError(Exception):
+    """Base class for errors the CLI reports without a traceback."""
+
+
+class ConfigError(GPLinkerError):
+    """A config file or --set override is wrong."""
+
+
+class DataError(GPLinkerError):
+    """A data line is wrong; carries its location as `path:line`."""
+
+    def __init__(self, path: str, line: int, message: str):
+        self.path, self.line, self.message = str(path), line, message
+        super().__init__(f"{self.path}:{line}: {message}")
