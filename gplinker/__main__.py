@@ -1,0 +1,3 @@
+from gplinker.cli import app
+
+app(prog_name="gplinker")

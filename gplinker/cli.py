@@ -1,0 +1,193 @@
+"""The `gplinker` command line: train, eval, predict, check, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gplinker.errors import GPLinkerError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="GPLinker information extraction: NER, relation triples and events.")
+console = Console(stderr=True)
+
+
+def fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="YAML config (see configs/)"),
+    set_: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set train.lr=3e-5 (repeatable)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in train.output_dir"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="discard checkpoints already in train.output_dir"),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
+):
+    """Train a model as CONFIG says; best/ and last/ model dirs land in train.output_dir."""
+    from gplinker.config import load_config
+    from gplinker.experiment import train as run_train
+
+    try:
+        cfg = load_config(config, set_ + (["data.skip_invalid=true"] if skip_invalid else []))
+        result = run_train(cfg, resume=resume, overwrite=overwrite, console=console)
+    except GPLinkerError as exc:
+        fail(exc)
+    out = Path(cfg.train.output_dir)
+    console.print(f"done: {result.fit.steps} steps; best dev score {result.fit.best_score:.4f} at step "
+                  f"{result.fit.best_step}; model dirs {out / 'best'} and {out / 'last'}")
+
+
+@app.command("eval")
+def eval_(
+    model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train` (e.g. runs/x/best)"),
+    data: Path = typer.Argument(..., help="labelled JSONL file"),
+    format: Optional[str] = typer.Option(None, "--format", help="data format (default: auto-detect)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write metrics.json here"),
+    errors: Optional[Path] = typer.Option(None, "--errors", help="write false positives and misses per example (JSONL)"),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    batch_size: int = typer.Option(64, help="windows per forward pass"),
+):
+    """Score a saved model on labelled data: strict span/triple/event F1 and the official scores."""
+    from gplinker.experiment import evaluate_dir, write_errors
+
+    try:
+        result = evaluate_dir(model_dir, data, format, skip_invalid, device, batch_size)
+    except GPLinkerError as exc:
+        fail(exc)
+    print_scores(result.scores, f"{data} ({len(result.examples)} examples)")
+    if result.report.skipped:
+        console.print(f"[yellow]skipped {len(result.report.skipped)} invalid line(s)[/]")
+    if output:
+        output.write_text(json.dumps(scores_json(result.scores), ensure_ascii=False, indent=2), encoding="utf-8")
+    if errors:
+        from gplinker.predict import Predictor  # noqa: F401  (task comes with the result)
+
+        from gplinker.data.schema import Schema
+        from gplinker.tasks import build_task
+
+        section = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["gplinker"]
+        task = build_task(section["task"], Schema.from_dict(section["schema"]))
+        n = write_errors(errors, task, result.examples, result.predictions)
+        console.print(f"{n} example(s) with errors written to {errors}")
+
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train`"),
+    input: str = typer.Argument(..., help="JSONL file with a 'text' field per line, or - for stdin"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="output JSONL (default: stdout)"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    batch_size: int = typer.Option(64, help="windows per forward pass"),
+    threshold: Optional[float] = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
+):
+    """Predict on JSONL: exactly one output line per input line, in order; bad lines carry an `error` field."""
+    from gplinker.experiment import predict_lines, read_text_lines
+    from gplinker.predict import Predictor
+
+    try:
+        overrides = {} if threshold is None else {"threshold": threshold}
+        predictor = Predictor.from_pretrained(model_dir, device=device, batch_size=batch_size, **overrides)
+        lines = read_text_lines(input)
+        sink = open(output, "w", encoding="utf-8") if output else sys.stdout
+        try:
+            summary = predict_lines(predictor, lines, lambda s: sink.write(s + "\n"),
+                                    source=input if input != "-" else "<stdin>")
+        finally:
+            if output:
+                sink.close()
+    except GPLinkerError as exc:
+        fail(exc)
+    console.print(f"{summary.lines} line(s) predicted, {summary.errors} with errors")
+    for message in summary.first_errors:
+        console.print(f"  [yellow]{message}[/]", highlight=False)
+
+
+@app.command()
+def check(
+    data: Path = typer.Argument(..., help="labelled JSONL file"),
+    task: str = typer.Option("ner", "--task", help="ner | relation | event"),
+    format: str = typer.Option("auto", "--format", help="data format (default: auto-detect)"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="tokenizer name/dir (default: a character vocabulary from the data)"),
+    schema: Optional[Path] = typer.Option(None, "--schema", help="schema file (relation/event)"),
+    max_length: int = typer.Option(128, help="tokens per window"),
+    stride: int = typer.Option(32, help="tokens shared by consecutive windows"),
+    strict: bool = typer.Option(False, "--strict", help="stop at the first invalid line instead of counting"),
+):
+    """Validate a data file and report the oracle round trip (gold → targets → decode) and lengths."""
+    from gplinker.experiment import check_data, length_stats
+
+    try:
+        tok = None
+        if tokenizer:
+            from transformers import AutoConfig
+
+            from gplinker.modeling.encoders import load_tokenizer
+
+            model_type = AutoConfig.from_pretrained(tokenizer).model_type if Path(tokenizer, "config.json").exists() else "bert"
+            tok = load_tokenizer(tokenizer, model_type)
+        loaded_schema = None
+        if schema:
+            from gplinker.data.schema import load_duee_schema, load_duie_schema
+
+            loaded_schema = (load_duie_schema if task == "relation" else load_duee_schema)(schema)
+        report = check_data(str(data), task, format, tok, max_length, stride, skip_invalid=not strict,
+                            schema=loaded_schema)
+    except GPLinkerError as exc:
+        fail(exc)
+    r = report.report
+    out = Console()
+    out.print(f"[bold]{data}[/] format {report.format}: {r.lines} lines, {r.examples} examples, "
+              f"{len(r.skipped)} invalid")
+    for error in r.skipped[:10]:
+        out.print(f"  [yellow]{error}[/]", highlight=False)
+    for key, stats in (("characters", report.chars), ("tokens", report.tokens)):
+        s = length_stats(stats)
+        out.print(f"{key} per text: min {s['min']} mean {s['mean']} p95 {s['p95']} max {s['max']}")
+    out.print(f"windows: {report.windows} ({report.long_texts} text(s) longer than one window)")
+    o = report.oracle
+    out.print(f"oracle round trip: P {100 * o.precision:.2f} R {100 * o.recall:.2f} F1 {100 * o.f1:.2f} "
+              f"({o.tp}/{o.n_gold} gold items recovered)")
+    for source, item in report.lost:
+        out.print(f"  lost {source}: {json.dumps(item, ensure_ascii=False)}", highlight=False)
+
+
+@app.command()
+def demo(
+    output_dir: Path = typer.Option(Path("runs/demo"), help="where the demo model is written"),
+):
+    """Train on the bundled synthetic data, evaluate, predict, print the results (offline, ~1 min on CPU)."""
+    from gplinker.demo import run_demo
+
+    try:
+        run_demo(output_dir, console)
+    except GPLinkerError as exc:
+        fail(exc)
+
+
+def scores_json(scores) -> dict:
+    return {"main": scores.main, "metrics": scores.metrics,
+            "per_label": {k: v.as_dict() for k, v in scores.per_label.items()}}
+
+
+def print_scores(scores, title: str) -> None:
+    """Headline metrics and a per-label P/R/F1 table."""
+    out = Console()
+    table = Table(title=title, show_lines=False)
+    for col in ("label", "precision", "recall", "f1", "gold", "pred"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for label, prf in sorted(scores.per_label.items()):
+        table.add_row(label, f"{100 * prf.precision:.2f}", f"{100 * prf.recall:.2f}", f"{100 * prf.f1:.2f}",
+                      f"{prf.n_gold:g}", f"{prf.n_pred:g}")
+    out.print(table)
+    for key, value in scores.metrics.items():
+        if isinstance(value, float):
+            out.print(f"{key:>24}: {100 * value:.2f}" if value <= 1.0 else f"{key:>24}: {value:.4f}")

@@ -1,0 +1,209 @@
+"""Run configuration: nested dataclasses loaded from YAML, with typed `--set a.b=value` overrides.
+
+Every field carries its help text in `metadata["help"]`; unknown keys are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gplinker.errors import ConfigError
+
+
+def opt(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with a help string."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass
+class DataConfig:
+    train: str | None = opt(None, "training JSONL file")
+    dev: str | None = opt(None, "dev JSONL file, evaluated during training (best checkpoint by its main score)")
+    format: str = opt("auto", "input format: cluener | spans | duie2 | duie1 | duee | auto (guess from the first line)")
+    schema: str | None = opt(None, "label schema file (duie_schema.json, all_50_schemas, duee_event_schema.json); "
+                             "default: labels found in the training data")
+    max_length: int = opt(128, "tokens per window, special tokens included; longer texts use sliding windows")
+    stride: int = opt(32, "tokens shared by consecutive windows of a long text")
+    skip_invalid: bool = opt(False, "skip and count bad data lines instead of stopping at the first one")
+
+
+@dataclass
+class ScratchConfig:
+    hidden_size: int = opt(128, "hidden size of the scratch BERT")
+    num_layers: int = opt(2, "transformer layers of the scratch BERT")
+    num_heads: int = opt(4, "attention heads of the scratch BERT")
+    intermediate_size: int = opt(256, "feed-forward size of the scratch BERT")
+    max_position: int = opt(512, "position embeddings of the scratch BERT (>= data.max_length)")
+    dropout: float = opt(0.1, "dropout of the scratch BERT")
+    min_char_count: int = opt(1, "characters seen fewer times in the training data map to [UNK]")
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = opt("scratch", "transformers model name or local dir (AutoModel + fast tokenizer), "
+                       "or 'scratch' for a small BERT with a character vocabulary built from the training data")
+    head: str = opt("egp", "pointer head: egp (Efficient GlobalPointer) | gp (standard GlobalPointer)")
+    head_size: int = opt(64, "inner size of each pointer head")
+    threshold: float = opt(0.0, "decoding threshold on the logits (0 = probability 0.5)")
+    trust_remote_code: bool = opt(False, "allow a model dir from elsewhere to run its own code (off by default)")
+    scratch: ScratchConfig = field(default_factory=ScratchConfig, metadata={"help": "sizes of the scratch encoder"})
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = opt("runs/gplinker", "where checkpoints, best/ and last/ model dirs and logs are written")
+    epochs: int = opt(3, "passes over the training data (ignored when max_steps > 0)")
+    max_steps: int = opt(0, "optimizer steps to run; 0 = use epochs")
+    batch_size: int = opt(16, "windows per optimizer step (before gradient accumulation)")
+    eval_batch_size: int = opt(64, "windows per forward pass in eval/predict")
+    grad_accum: int = opt(1, "micro-batches accumulated per optimizer step")
+    lr: float = opt(2e-5, "peak learning rate of the encoder")
+    head_lr: float = opt(0.0, "learning rate of the pointer heads; 0 = same as lr")
+    weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases and LayerNorm)")
+    warmup_ratio: float = opt(0.1, "share of steps with linear warmup, then linear decay to 0")
+    max_grad_norm: float = opt(1.0, "gradient clipping norm; 0 = off")
+    seed: int = opt(42, "seed for data order, dropout and initialisation")
+    amp: str = opt("off", "mixed precision: off | bf16 | fp16 (fp16 needs CUDA)")
+    eval_every: int = opt(0, "evaluate (and checkpoint) every N optimizer steps; 0 = once per epoch")
+    patience: int = opt(0, "stop after N evaluations without improvement; 0 = never")
+    keep_checkpoints: int = opt(2, "newest resumable checkpoints kept")
+    log_every: int = opt(10, "optimizer steps between log lines")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+
+
+@dataclass
+class Config:
+    task: str = opt("ner", "ner | relation | event")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "data files and windowing"})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "encoder and heads"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "optimisation and checkpoints"})
+
+
+TASKS = ("ner", "relation", "event")
+
+
+def from_dict(cls: type, values: dict, where: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict, rejecting unknown keys and wrong types."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        dotted = f"{where}.{key}" if where else key
+        if key not in known:
+            raise ConfigError(f"unknown config key '{dotted}' (known: {', '.join(sorted(known))})")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(hint, value or {}, dotted)
+        else:
+            kwargs[key] = coerce(value, hint, dotted)
+    return cls(**kwargs)
+
+
+def coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check `value` against a simple type hint (str, int, float, bool, X | None), converting int→float."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+        except ValueError:
+            pass
+    if hint is bool and not isinstance(value, bool) or hint is not bool and isinstance(value, bool):
+        raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse `a.b=value`; the value is read as YAML, so 3 → int, 1e-3 → float, true → bool, null → None."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, (list, dict)):
+        value = raw  # lists and mappings are not config values here: keep the text
+    return key.strip().split("."), value
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Apply `--set` overrides to the raw nested dict; keys are checked later by from_dict."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = values
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{text}': '{part}' is not a section")
+        node[path[-1]] = value
+    return values
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Load a YAML config (or defaults when path is None), apply overrides, validate."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path).resolve()  # a symlinked config resolves its data paths next to its target
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        values = _resolve_paths(values, path.parent)
+    config = from_dict(Config, apply_overrides(values, list(overrides)))
+    validate(config)
+    return config
+
+
+def _resolve_paths(values: dict, base: Path) -> dict:
+    """Data paths in a config file are relative to the file, like spaCy's; absolute ones stay."""
+    data = values.get("data")
+    if isinstance(data, dict):
+        for key in ("train", "dev", "schema"):
+            value = data.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                data[key] = str((base / value).resolve()) if (base / value).exists() else value
+    return values
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks with messages that say how to fix the value."""
+    if config.task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got '{config.task}'")
+    if config.model.head not in ("egp", "gp"):
+        raise ConfigError(f"model.head must be egp or gp, got '{config.model.head}'")
+    if config.train.amp not in ("off", "bf16", "fp16"):
+        raise ConfigError(f"train.amp must be off, bf16 or fp16, got '{config.train.amp}'")
+    if config.data.max_length < 8:
+        raise ConfigError(f"data.max_length must be at least 8, got {config.data.max_length}")
+    if not 0 <= config.data.stride < config.data.max_length - 4:
+        raise ConfigError(f"data.stride must be in [0, max_length - 4), got {config.data.stride}")
+    for name in ("batch_size", "eval_batch_size", "grad_accum", "keep_checkpoints"):
+        if getattr(config.train, name) < 1:
+            raise ConfigError(f"train.{name} must be at least 1")
+    if config.model.encoder == "scratch" and config.model.scratch.max_position < config.data.max_length:
+        raise ConfigError("model.scratch.max_position must be >= data.max_length")

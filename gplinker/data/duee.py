@@ -1,0 +1,73 @@
+"""DuEE 1.0 line parser: events with character offsets, the trigger read as one more role.
+
+Offsets are given, so every trigger and argument is checked against the text: a mismatch is a
+`LineError` naming the event, the argument, its offset and what the text reads there. Non-empty
+`alias` lists are kept in `meta["aliases"]` as (event index, span, aliases).
+"""
+
+from __future__ import annotations
+
+from gplinker.data.examples import TRIGGER_ROLE, Event, Example, Span
+from gplinker.data.formats import LineError, LineParser, check_span, require, require_text
+
+
+def _mention_span(text: str, mention: str, start: object, role: str) -> Span:
+    """Check `text[start:start+len(mention)] == mention` and return the span labelled `role`."""
+    if not mention:
+        raise LineError(f"empty mention for role {role!r}")
+    end = start + len(mention) if isinstance(start, int) and not isinstance(start, bool) else None
+    return check_span(text, start, end, role, mention)
+
+
+def _parse_event(text: str, event: dict) -> tuple[Event, list[tuple[Span, tuple[str, ...]]]]:
+    """One event_list entry -> Event (trigger included as role 触发词) and its non-empty aliases."""
+    event_type = require(event, "event_type", str)
+    trigger = require(event, "trigger", str)
+    arguments = {_mention_span(text, trigger, require(event, "trigger_start_index", int), TRIGGER_ROLE)}
+    aliases = []
+    for j, argument in enumerate(require(event, "arguments", list)):
+        if not isinstance(argument, dict):
+            raise LineError(f"arguments[{j}] must be an object, got {type(argument).__name__}")
+        try:
+            role = require(argument, "role", str)
+            mention = require(argument, "argument", str)
+            span = _mention_span(text, mention, require(argument, "argument_start_index", int), role)
+            alias = argument.get("alias") or []
+            if not isinstance(alias, list) or not all(isinstance(a, str) for a in alias):
+                raise LineError("field 'alias' must be a list of strings")
+        except LineError as exc:
+            raise LineError(f"arguments[{j}]: {exc}") from None
+        arguments.add(span)
+        if alias:
+            aliases.append((span, tuple(alias)))
+    return Event(event_type, frozenset(arguments)), aliases
+
+
+def parse_duee(obj: dict, path: str = "") -> Example:
+    """DuEE 1.0: {"text", "id", "event_list"?: [{event_type, trigger, trigger_start_index, arguments}]}."""
+    text = require_text(obj)
+    event_list = obj.get("event_list")
+    if event_list is None:
+        return Example(text=text, id=_id(obj))
+    if not isinstance(event_list, list):
+        raise LineError(f"field 'event_list' must be a list, got {type(event_list).__name__}")
+    events, aliases = [], []
+    for k, event in enumerate(event_list):
+        if not isinstance(event, dict):
+            raise LineError(f"event_list[{k}] must be an object, got {type(event).__name__}")
+        try:
+            parsed, event_aliases = _parse_event(text, event)
+        except LineError as exc:
+            raise LineError(f"event_list[{k}] ({event.get('event_type')!r}): {exc}") from None
+        events.append(parsed)
+        aliases.extend((k, span, alias) for span, alias in event_aliases)
+    meta = {"aliases": aliases} if aliases else {}
+    return Example(text=text, events=tuple(events), id=_id(obj), meta=meta)
+
+
+def _id(obj: dict) -> str | None:
+    value = obj.get("id")
+    return None if value is None else str(value)
+
+
+EVENT_PARSERS: dict[str, LineParser] = {"duee": parse_duee}

@@ -1,0 +1,132 @@
+"""Characters ⇄ tokens, and sliding windows over long texts.
+
+A text is tokenized once, without special tokens, using the fast tokenizer's `offset_mapping`
+(never by searching strings). Its content tokens are cut into windows of at most
+`max_length - n_special` tokens; consecutive windows share `stride` tokens. Each window knows,
+for every position of its `input_ids`, the character span of that token, so targets can be
+placed (characters → positions) and predictions read back (positions → characters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gplinker.errors import ConfigError
+
+SPECIAL = (-1, -1)  # character span of a special token ([CLS], [SEP], <s>, ...)
+
+
+@dataclass
+class Window:
+    """One model input: a contiguous run of a text's tokens plus the special tokens around it."""
+
+    example_index: int
+    input_ids: list[int]
+    char_spans: list[tuple[int, int]]  # per position; SPECIAL for special tokens
+    window_index: int = 0
+    targets: dict | None = None  # set by the task for training: head -> [(channel, i, j), ...]
+    _starts: dict[int, int] | None = field(default=None, repr=False)
+    _ends: dict[int, int] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def char_range(self) -> tuple[int, int]:
+        """Characters covered by the content tokens: [first token start, last token end)."""
+        content = [s for s in self.char_spans if s != SPECIAL]
+        return (content[0][0], content[-1][1]) if content else (0, 0)
+
+    def token_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """Positions (i, j) of the tokens that start at char `start` and end at char `end`, or None.
+
+        None means the span cannot be expressed in this window: it lies (partly) outside the
+        window, or a boundary falls inside a token.
+        """
+        if self._starts is None:
+            self._starts, self._ends = {}, {}
+            for pos, (s, e) in enumerate(self.char_spans):
+                if (s, e) != SPECIAL and s < e:
+                    self._starts.setdefault(s, pos)
+                    self._ends[e] = pos
+        i, j = self._starts.get(start), self._ends.get(end)
+        if i is None or j is None or i > j:
+            return None
+        return i, j
+
+    def char_span(self, i: int, j: int) -> tuple[int, int] | None:
+        """Characters [start, end) of the token positions i..j (inclusive), or None if either is special."""
+        if not (0 <= i < len(self.char_spans) and 0 <= j < len(self.char_spans)):
+            return None
+        (s, _), (_, e) = self.char_spans[i], self.char_spans[j]
+        if self.char_spans[i] == SPECIAL or self.char_spans[j] == SPECIAL or s >= e:
+            return None
+        return s, e
+
+
+class WindowEncoder:
+    """Tokenizes texts and cuts them into windows of at most `max_length` tokens."""
+
+    def __init__(self, tokenizer, max_length: int, stride: int):
+        if not getattr(tokenizer, "is_fast", False):
+            raise ConfigError("gplinker needs a fast tokenizer (offset_mapping); this one is slow")
+        self.tokenizer, self.max_length, self.stride = tokenizer, max_length, stride
+        self.prefix, self.suffix = special_tokens_around(tokenizer)
+        self.budget = max_length - len(self.prefix) - len(self.suffix)
+        if not 0 <= stride < self.budget:
+            raise ConfigError(
+                f"data.stride ({stride}) must be smaller than the content tokens per window ({self.budget})"
+            )
+
+    def encode(self, texts: Sequence[str], first_index: int = 0) -> list[Window]:
+        """Windows of every text, in order; `example_index` counts from `first_index`."""
+        windows: list[Window] = []
+        if not texts:
+            return windows
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
+                             return_attention_mask=False, return_token_type_ids=False)
+        for k, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
+            windows.extend(self._windows(first_index + k, ids, [tuple(o) for o in offsets]))
+        return windows
+
+    def _windows(self, example_index: int, ids: list[int], offsets: list[tuple[int, int]]) -> list[Window]:
+        pre, suf = self.prefix, self.suffix
+        out = []
+        for w, (a, b) in enumerate(window_bounds(len(ids), self.budget, self.stride)):
+            out.append(Window(
+                example_index=example_index,
+                input_ids=pre + ids[a:b] + suf,
+                char_spans=[SPECIAL] * len(pre) + offsets[a:b] + [SPECIAL] * len(suf),
+                window_index=w,
+            ))
+        return out
+
+
+def window_bounds(n_tokens: int, budget: int, stride: int) -> list[tuple[int, int]]:
+    """Token ranges [a, b) of the windows: each at most `budget` long, neighbours sharing `stride`.
+
+    Every token is in at least one window; a text with no tokens still gets one (empty) window
+    so that every input line yields an output line.
+    """
+    if n_tokens <= budget:
+        return [(0, n_tokens)]
+    step = budget - stride
+    bounds, a = [], 0
+    while True:
+        b = min(a + budget, n_tokens)
+        bounds.append((a, b))
+        if b == n_tokens:
+            return bounds
+        a += step
+
+
+def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a single sequence (e.g. [CLS] ... [SEP])."""
+    probe = "a"
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for k in range(len(full) - len(bare) + 1):
+        if full[k : k + len(bare)] == bare:
+            return full[:k], full[k + len(bare) :]
+    raise ConfigError("could not find where the tokenizer puts its special tokens")

@@ -1,0 +1,71 @@
+"""Which reader reads which format, format detection, and reading a file into Examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gplinker.data.examples import Example
+from gplinker.data.formats import LineError, ReadReport, iter_json_lines, parse_cluener, parse_spans, read_lines
+from gplinker.errors import ConfigError, DataError
+
+
+def _parsers():
+    from gplinker.data.duee import parse_duee
+    from gplinker.data.duie import parse_duie1, parse_duie2
+
+    return {
+        "cluener": ("ner", parse_cluener),
+        "spans": ("ner", parse_spans),
+        "duie2": ("relation", parse_duie2),
+        "duie1": ("relation", parse_duie1),
+        "duee": ("event", parse_duee),
+    }
+
+
+DEFAULT_FORMAT = {"ner": "spans", "relation": "duie2", "event": "duee"}
+
+
+def detect_format(path: str | Path, task: str) -> str:
+    """Guess the format from the first parseable line's fields; texts without labels get the task's default."""
+    for _, obj in iter_json_lines(path):
+        if isinstance(obj, DataError):
+            continue
+        if "label" in obj:
+            return "cluener"
+        if "entities" in obj:
+            return "spans"
+        if "event_list" in obj:
+            return "duee"
+        if "spo_list" in obj:
+            spos = obj["spo_list"] or [{}]
+            first = spos[0] if isinstance(spos, list) and spos and isinstance(spos[0], dict) else {}
+            return "duie1" if isinstance(first.get("object"), str) else "duie2"
+        return DEFAULT_FORMAT[task]
+    return DEFAULT_FORMAT[task]
+
+
+def resolve_format(path: str | Path, fmt: str, task: str) -> str:
+    parsers = _parsers()
+    fmt = detect_format(path, task) if fmt == "auto" else fmt
+    if fmt not in parsers:
+        raise ConfigError(f"unknown data format '{fmt}' (known: {', '.join(parsers)}, auto)")
+    if parsers[fmt][0] != task:
+        raise ConfigError(f"{path}: format '{fmt}' holds {parsers[fmt][0]} data, but the task is '{task}'")
+    return fmt
+
+
+def read_examples(path: str | Path, fmt: str, task: str, skip_invalid: bool = False) -> tuple[list[Example], ReadReport]:
+    """Read a labelled file for `task`; bad lines raise DataError(file:line) or are counted when skipping."""
+    fmt = resolve_format(path, fmt, task)
+    return read_lines(path, _parsers()[fmt][1], skip_invalid=skip_invalid)
+
+
+def parse_input(obj: dict) -> Example:
+    """A prediction input line: a JSON object with a string 'text' (labels, if any, are ignored)."""
+    if "text" not in obj:
+        raise LineError("missing field 'text'")
+    text = obj["text"]
+    if not isinstance(text, str):
+        raise LineError(f"field 'text' must be str, got {type(text).__name__}")
+    ident = obj.get("id")
+    return Example(text=text, id=None if ident is None else str(ident))

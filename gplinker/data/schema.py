@@ -1,0 +1,158 @@
+"""Label sets (entity types, predicates and their object slots, event roles), saved with the model.
+
+Relation channels: every predicate has object slots, "@value" first (DuIE 1.0 and simple DuIE 2.0
+predicates have only "@value"; complex DuIE 2.0 predicates add slots such as "inWork"). One
+channel is named "predicate@slot" for each (predicate, slot), for both DuIE versions, e.g.
+"作者@@value" and "配音@inWork"; `split_channel` reverses it (predicates may not contain "@").
+
+Label order: schema files keep their order of first appearance; `schema_from_examples` sorts.
+Event roles list the trigger role (触发词) first within each event type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from gplinker.data.examples import TRIGGER_ROLE, Example
+from gplinker.data.formats import iter_json_lines
+from gplinker.errors import DataError
+
+TASKS = ("ner", "relation", "event")
+VALUE_SLOT = "@value"
+
+
+@dataclass
+class Schema:
+    """The label set of one task; `to_dict`/`from_dict` give the plain JSON saved with a model."""
+
+    task: str  # "ner" | "relation" | "event"
+    entity_types: list[str] = field(default_factory=list)  # ner: types; relation: subject/object types
+    predicates: list[str] = field(default_factory=list)  # relation: predicate names
+    event_roles: list[tuple[str, str]] = field(default_factory=list)  # event: (event type, role)
+    object_slots: dict[str, list[str]] = field(default_factory=dict)  # relation: predicate -> slots
+
+    def slots(self, predicate: str) -> list[str]:
+        """The object slots of `predicate`, "@value" first."""
+        return self.object_slots.get(predicate, [VALUE_SLOT])
+
+    def relation_channels(self) -> list[str]:
+        """One "predicate@slot" name per (predicate, object slot), in predicate order."""
+        return [f"{p}@{s}" for p in self.predicates for s in self.slots(p)]
+
+    def event_types(self) -> list[str]:
+        """Event types in order of first appearance in `event_roles`."""
+        return list(dict.fromkeys(t for t, _ in self.event_roles))
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (tuples become lists)."""
+        d = asdict(self)
+        d["event_roles"] = [list(pair) for pair in self.event_roles]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "<schema>") -> Schema:
+        """Inverse of `to_dict`; unknown keys or bad values raise DataError naming them."""
+        if not isinstance(d, dict):
+            raise DataError(source, 0, f"schema must be a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {"task", "entity_types", "predicates", "event_roles", "object_slots"}
+        if unknown:
+            raise DataError(source, 0, f"unknown schema key(s) {sorted(unknown)}")
+        if d.get("task") not in TASKS:
+            raise DataError(source, 0, f"schema 'task' must be one of {list(TASKS)}, got {d.get('task')!r}")
+        pairs = d.get("event_roles", [])
+        if not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+            raise DataError(source, 0, "schema 'event_roles' must be a list of [event_type, role] pairs")
+        return cls(
+            task=d["task"],
+            entity_types=list(d.get("entity_types", [])),
+            predicates=list(d.get("predicates", [])),
+            event_roles=[(str(t), str(r)) for t, r in pairs],
+            object_slots={p: list(s) for p, s in d.get("object_slots", {}).items()},
+        )
+
+
+def split_channel(channel: str) -> tuple[str, str]:
+    """Inverse of the channel naming: "配音@inWork" -> ("配音", "inWork"); "作者@@value" -> ("作者", "@value")."""
+    predicate, _, slot = channel.partition("@")
+    return predicate, slot
+
+
+def _ordered_slots(slots: Iterable[str]) -> list[str]:
+    """Slots with "@value" first, the others in the given order, no repeats."""
+    return [VALUE_SLOT] + [s for s in dict.fromkeys(slots) if s != VALUE_SLOT]
+
+
+def _schema_lines(path: str | Path) -> Iterable[tuple[int, dict]]:
+    """(line, object) for each schema line; missing file or malformed JSON raise DataError."""
+    if not Path(path).is_file():
+        raise DataError(str(path), 0, "no such schema file")
+    for lineno, obj in iter_json_lines(path):
+        if isinstance(obj, DataError):
+            raise obj
+        yield lineno, obj
+
+
+def _field(obj: dict, key: str, kind: type, path: str | Path, lineno: int):
+    value = obj.get(key)
+    if not isinstance(value, kind):
+        message = f"schema field '{key}' must be {kind.__name__}, got {type(value).__name__}"
+        raise DataError(str(path), lineno, message)
+    return value
+
+
+def load_duie_schema(path: str | Path) -> Schema:
+    """DuIE schema: 2.0 `duie_schema.json` (object_type is a dict of slots) or 1.0 `all_50_schemas` (a string)."""
+    types: dict[str, None] = {}
+    slots: dict[str, list[str]] = {}
+    for lineno, obj in _schema_lines(path):
+        predicate = _field(obj, "predicate", str, path, lineno)
+        if "@" in predicate or not predicate:
+            raise DataError(str(path), lineno, f"predicate {predicate!r} must be non-empty and contain no '@'")
+        types[_field(obj, "subject_type", str, path, lineno)] = None
+        object_type = obj.get("object_type")
+        if isinstance(object_type, str):
+            object_type = {VALUE_SLOT: object_type}
+        if not isinstance(object_type, dict) or not all(isinstance(t, str) for t in object_type.values()):
+            raise DataError(str(path), lineno, "schema field 'object_type' must be a string or an object of strings")
+        types.update(dict.fromkeys(object_type.values()))
+        slots[predicate] = _ordered_slots([*slots.get(predicate, []), *object_type])
+    if not slots:
+        raise DataError(str(path), 0, "schema file has no predicates")
+    return Schema("relation", entity_types=list(types), predicates=list(slots), object_slots=slots)
+
+
+def load_duee_schema(path: str | Path) -> Schema:
+    """DuEE `duee_event_schema.json`: (event_type, role) pairs, the trigger role first in each type."""
+    roles: dict[tuple[str, str], None] = {}
+    for lineno, obj in _schema_lines(path):
+        event_type = _field(obj, "event_type", str, path, lineno)
+        roles[(event_type, TRIGGER_ROLE)] = None
+        for entry in _field(obj, "role_list", list, path, lineno):
+            if not isinstance(entry, dict) or not isinstance(entry.get("role"), str):
+                raise DataError(str(path), lineno, "each 'role_list' entry must be an object with a string 'role'")
+            roles[(event_type, entry["role"])] = None
+    if not roles:
+        raise DataError(str(path), 0, "schema file has no event types")
+    return Schema("event", event_roles=list(roles))
+
+
+def schema_from_examples(task: str, examples: Iterable[Example]) -> Schema:
+    """Derive the label set from labelled examples; every list sorted (trigger role first per event type)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+    examples = list(examples)
+    if task == "ner":
+        return Schema("ner", entity_types=sorted({s.label for e in examples for s in e.spans}))
+    if task == "relation":
+        relations = [r for e in examples for r in e.relations]
+        types = {r.subject.label for r in relations} | {span.label for r in relations for _, span in r.objects}
+        slots: dict[str, set[str]] = {}
+        for r in relations:
+            slots.setdefault(r.predicate, set()).update(slot for slot, _ in r.objects)
+        object_slots = {p: _ordered_slots(sorted(s)) for p, s in sorted(slots.items())}
+        return Schema("relation", entity_types=sorted(types), predicates=sorted(slots), object_slots=object_slots)
+    pairs = {(ev.type, a.label) for e in examples for ev in e.events for a in ev.arguments}
+    pairs |= {(ev.type, TRIGGER_ROLE) for e in examples for ev in e.events}
+    return Schema("event", event_roles=sorted(pairs, key=lambda p: (p[0], p[1] != TRIGGER_ROLE, p[1])))

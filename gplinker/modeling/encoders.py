@@ -1,0 +1,90 @@
+"""Encoders and their tokenizers: a pretrained transformers model, or a small BERT built from scratch."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from gplinker.config import ScratchConfig
+from gplinker.errors import ConfigError
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def char_vocab(texts: Iterable[str], normalize, min_count: int = 1) -> list[str]:
+    """Vocabulary of single characters seen in `texts` (after the tokenizer's normalizer).
+
+    Each character c appears as `c` and `##c`, so WordPiece splits any word into characters and
+    every character keeps its own offsets.
+    """
+    counts = Counter()
+    for text in texts:
+        counts.update(ch for ch in normalize(text) if not ch.isspace())
+    chars = sorted(ch for ch, n in counts.items() if n >= min_count)
+    return SPECIAL_TOKENS + chars + ["##" + ch for ch in chars]
+
+
+def scratch_tokenizer(texts: Iterable[str], min_count: int = 1):
+    """A BERT WordPiece tokenizer over the characters of `texts`."""
+    from transformers import BertTokenizerFast
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.txt").write_text("\n".join(SPECIAL_TOKENS) + "\n", encoding="utf-8")
+        base = BertTokenizerFast.from_pretrained(tmp)
+        normalize = base.backend_tokenizer.normalizer.normalize_str
+        vocab = char_vocab(texts, normalize, min_count)
+        (Path(tmp) / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        return BertTokenizerFast.from_pretrained(tmp)
+
+
+def scratch_encoder(cfg: ScratchConfig, vocab_size: int):
+    """A randomly initialised BERT of the sizes in `cfg`."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position,
+        hidden_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.dropout,
+    )
+    return BertModel(config, add_pooling_layer=False)
+
+
+def pretrained_encoder(name: str, trust_remote_code: bool = False):
+    """AutoModel + fast tokenizer from a hub name or local dir (e.g. one made with save_pretrained)."""
+    from transformers import AutoConfig, AutoModel
+
+    from gplinker.modeling.model import pooling_kwargs
+
+    try:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load encoder '{name}': {first_line(exc)}") from None
+    encoder = AutoModel.from_pretrained(name, trust_remote_code=trust_remote_code, **pooling_kwargs(config))
+    return encoder, load_tokenizer(name, config.model_type, trust_remote_code)
+
+
+def load_tokenizer(name: str, model_type: str, trust_remote_code: bool = False):
+    """The fast tokenizer for `name`; char-level RoFormer uses the BERT tokenizer (its own has wrong offsets)."""
+    from transformers import AutoTokenizer, BertTokenizerFast
+
+    try:
+        if model_type == "roformer":
+            tokenizer = BertTokenizerFast.from_pretrained(name)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the tokenizer of '{name}': {first_line(exc)}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"'{name}' has no fast tokenizer; gplinker needs offset_mapping")
+    return tokenizer
+
+
+def first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,66 @@
+"""NER: one Efficient GlobalPointer channel per entity type; nested spans are just more cells.
+
+Target cell of an entity of type t spanning tokens i..j: entities[t, i, j] (i <= j).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gplinker.data.encoding import Window
+from gplinker.data.examples import Example, Span
+from gplinker.data.schema import Schema
+from gplinker.metrics import ner_scores
+from gplinker.modeling.model import HeadSpec
+from gplinker.tasks.base import Cells, Prediction, ScoredCells, merge_max
+from gplinker.probability import probability
+
+
+class NerTask:
+    name = "ner"
+    HEAD = "entities"
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        self.types = list(schema.entity_types)
+        self.type_index = {t: k for k, t in enumerate(self.types)}
+
+    def heads(self) -> list[HeadSpec]:
+        return [HeadSpec(self.HEAD, len(self.types), rope=True, tril_mask=True)]
+
+    def gold(self, example: Example) -> list[Span]:
+        return list(example.spans)
+
+    def targets(self, example: Example, window: Window) -> Cells:
+        cells = []
+        for span in example.spans:
+            pos = window.token_span(span.start, span.end)
+            if pos is not None and span.label in self.type_index:
+                cells.append((self.type_index[span.label], *pos))
+        return {self.HEAD: cells}
+
+    def decode(self, window: Window, cells: ScoredCells) -> Prediction:
+        prediction: Prediction = {}
+        for c, i, j, score in cells.get(self.HEAD, ()):
+            chars = window.char_span(i, j)
+            if chars is not None:
+                prediction[Span(chars[0], chars[1], self.types[c])] = score
+        return prediction
+
+    def merge(self, example: Example, windows: Sequence[Prediction]) -> Prediction:
+        return merge_max(windows)
+
+    def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]):
+        return ner_scores([e.text for e in examples], [e.spans for e in examples],
+                          [sorted(p) for p in predictions])
+
+    def item_record(self, text: str, span: Span) -> dict:
+        return {"type": span.label, "text": text[span.start : span.end], "start": span.start, "end": span.end}
+
+    def record(self, example: Example, prediction: Prediction) -> dict:
+        entities = [
+            {**self.item_record(example.text, span), "score": probability(score)}
+            for span, score in sorted(prediction.items(), key=lambda kv: (kv[0].start, kv[0].end, kv[0].label))
+        ]
+        out = {"id": example.id} if example.id is not None else {}
+        return {**out, "text": example.text, "entities": entities}

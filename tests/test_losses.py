@@ -1,0 +1,220 @@
+"""ZLPR losses against the formula written out with python sums of exp."""
+
+import math
+
+import pytest
+import torch
+
+from gplinker.modeling.losses import (
+    multilabel_categorical_crossentropy,
+    pointer_loss,
+    soft_multilabel_categorical_crossentropy,
+    sparse_multilabel_categorical_crossentropy,
+)
+from gplinker.modeling.pointer import EfficientGlobalPointer
+
+
+def zlpr_reference(scores: list[float], positives: set[int]) -> float:
+    """log(1 + sum_{i in P} e^{-s_i}) + log(1 + sum_{j not in P} e^{s_j}), term by term."""
+    pos = sum(math.exp(-s) for i, s in enumerate(scores) if i in positives)
+    neg = sum(math.exp(s) for i, s in enumerate(scores) if i not in positives)
+    return math.log(1 + pos) + math.log(1 + neg)
+
+
+def soft_reference(scores: list[float], targets: list[float]) -> float:
+    """log(1 + sum_i (1 - t_i) e^{s_i}) + log(1 + sum_i t_i e^{-s_i}), term by term."""
+    neg = sum((1 - t) * math.exp(s) for s, t in zip(scores, targets))
+    pos = sum(t * math.exp(-s) for s, t in zip(scores, targets))
+    return math.log(1 + neg) + math.log(1 + pos)
+
+
+def random_targets(rows: int, n: int, k: int, seed: int):
+    """Multi-hot (rows, n) and the same positives as indices (rows, k) with -1 padding at random slots.
+
+    Row 0 has no positives (all padding), row 1 has k positives (no padding), others 0..k positives.
+    """
+    g = torch.Generator().manual_seed(seed)
+    dense = torch.zeros(rows, n)
+    sparse = torch.full((rows, k), -1, dtype=torch.long)
+    for r in range(rows):
+        count = 0 if r == 0 else k if r == 1 else int(torch.randint(0, k + 1, (1,), generator=g))
+        chosen = torch.randperm(n, generator=g)[:count]
+        slots = torch.randperm(k, generator=g)[:count]
+        dense[r, chosen] = 1
+        sparse[r, slots] = chosen
+    return dense, sparse
+
+
+def test_dense_loss_matches_formula():
+    g = torch.Generator().manual_seed(0)
+    y_pred = 3 * torch.randn(6, 10, generator=g, dtype=torch.float64)
+    y_true, _ = random_targets(6, 10, 4, seed=0)
+    loss = multilabel_categorical_crossentropy(y_true, y_pred)
+    assert loss.shape == (6,)
+    for r in range(6):
+        positives = {i for i in range(10) if y_true[r, i] == 1}
+        assert loss[r].item() == pytest.approx(zlpr_reference(y_pred[r].tolist(), positives), rel=1e-12)
+
+
+def test_sparse_loss_matches_formula():
+    g = torch.Generator().manual_seed(1)
+    y_pred = 3 * torch.randn(8, 12, generator=g)
+    _, y_true = random_targets(8, 12, 5, seed=1)
+    loss = sparse_multilabel_categorical_crossentropy(y_pred, y_true)
+    assert loss.shape == (8,) and loss.dtype == torch.float32
+    for r in range(8):
+        positives = {i for i in y_true[r].tolist() if i >= 0}
+        assert loss[r].item() == pytest.approx(zlpr_reference(y_pred[r].tolist(), positives), rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sparse_loss_equals_dense_loss(seed, dtype):
+    g = torch.Generator().manual_seed(seed)
+    y_pred = 4 * torch.randn(2, 9, 30, generator=g, dtype=dtype)  # extra leading dims
+    dense, sparse = random_targets(18, 30, 6, seed=seed)
+    dense, sparse = dense.view(2, 9, 30), sparse.view(2, 9, 6)
+    expected = multilabel_categorical_crossentropy(dense, y_pred)
+    got = sparse_multilabel_categorical_crossentropy(y_pred, sparse)
+    assert got.shape == (2, 9)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_loss_equals_dense_loss_when_positives_dominate_in_float32():
+    # a trained head: positives far above 0, negatives far below; the loss must go to 0, not plateau
+    y_pred = torch.tensor([[20.0, -20.0, -20.0, 25.0, -30.0], [18.0, 3.0, -20.0, -20.0, -20.0]], requires_grad=True)
+    dense = torch.tensor([[1, 0, 0, 1, 0], [1, 0, 0, 0, 0]])
+    sparse = torch.tensor([[3, 0], [0, -1]])
+    got = sparse_multilabel_categorical_crossentropy(y_pred, sparse)
+    expected = multilabel_categorical_crossentropy(dense, y_pred)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    (grad_sparse,) = torch.autograd.grad(got.sum(), y_pred)
+    (grad_dense,) = torch.autograd.grad(expected.sum(), y_pred)
+    torch.testing.assert_close(grad_sparse, grad_dense, atol=1e-7, rtol=1e-5)
+    assert grad_sparse[0, 0].item() <= 0  # gradient descent keeps raising a positive
+
+
+def test_sparse_loss_gradient_equals_dense_loss_gradient():
+    g = torch.Generator().manual_seed(2)
+    dense, sparse = random_targets(10, 20, 5, seed=2)
+    y_pred = (3 * torch.randn(10, 20, generator=g, dtype=torch.float64)).requires_grad_(True)
+    (grad_dense,) = torch.autograd.grad(multilabel_categorical_crossentropy(dense, y_pred).sum(), y_pred)
+    (grad_sparse,) = torch.autograd.grad(sparse_multilabel_categorical_crossentropy(y_pred, sparse).sum(), y_pred)
+    torch.testing.assert_close(grad_sparse, grad_dense, atol=1e-9, rtol=1e-7)
+
+
+def test_sparse_loss_gradcheck_float64():
+    g = torch.Generator().manual_seed(3)
+    _, sparse = random_targets(5, 8, 3, seed=3)
+    y_pred = torch.randn(5, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: sparse_multilabel_categorical_crossentropy(s, sparse), (y_pred,))
+
+
+def test_soft_loss_gradcheck_float64():
+    g = torch.Generator().manual_seed(4)
+    y_true = torch.rand(5, 8, generator=g, dtype=torch.float64)
+    y_true[0, :3] = 0.0  # exact 0 and 1 weights too
+    y_true[1, :3] = 1.0
+    y_pred = torch.randn(5, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: soft_multilabel_categorical_crossentropy(y_true, s), (y_pred,))
+
+
+def test_rows_without_positives_give_finite_loss_and_gradient():
+    g = torch.Generator().manual_seed(5)
+    y_pred = (5 * torch.randn(3, 7, generator=g)).requires_grad_(True)
+    for y_true in (torch.full((3, 4), -1), torch.empty(3, 0, dtype=torch.long)):
+        loss = sparse_multilabel_categorical_crossentropy(y_pred, y_true)
+        (grad,) = torch.autograd.grad(loss.sum(), y_pred)
+        assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+        for r in range(3):  # only the negative term log(1 + sum e^s) is left
+            assert loss[r].item() == pytest.approx(zlpr_reference(y_pred[r].tolist(), set()), rel=1e-5)
+
+
+def test_padding_entries_contribute_nothing():
+    y_pred = torch.tensor([[2.0, -1.0, 0.5, -3.0]])
+    one = sparse_multilabel_categorical_crossentropy(y_pred, torch.tensor([[2]]))
+    padded = sparse_multilabel_categorical_crossentropy(y_pred, torch.tensor([[-1, 2, -1, -1]]))
+    torch.testing.assert_close(padded, one)
+    assert one.item() == pytest.approx(zlpr_reference([2.0, -1.0, 0.5, -3.0], {2}), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_logits_are_computed_in_float32(dtype):
+    g = torch.Generator().manual_seed(6)
+    y_pred = (3 * torch.randn(4, 16, generator=g)).to(dtype)
+    dense, sparse = random_targets(4, 16, 3, seed=6)
+    for loss in (
+        sparse_multilabel_categorical_crossentropy(y_pred, sparse),
+        multilabel_categorical_crossentropy(dense, y_pred),
+        soft_multilabel_categorical_crossentropy(dense.to(dtype), y_pred),
+    ):
+        assert loss.dtype == torch.float32
+        torch.testing.assert_close(loss, multilabel_categorical_crossentropy(dense, y_pred.float()))
+
+
+def test_soft_loss_matches_formula():
+    g = torch.Generator().manual_seed(7)
+    y_pred = 3 * torch.randn(6, 9, generator=g, dtype=torch.float64)
+    y_true = torch.rand(6, 9, generator=g, dtype=torch.float64)
+    y_true[0, 0], y_true[0, 1] = 0.0, 1.0
+    y_pred[1, :2], y_true[1, :2] = torch.tensor([300.0, -300.0]), torch.tensor([1.0, 0.0])  # 0 weight on e^300
+    loss = soft_multilabel_categorical_crossentropy(y_true, y_pred)
+    for r in range(6):
+        assert loss[r].item() == pytest.approx(soft_reference(y_pred[r].tolist(), y_true[r].tolist()), rel=1e-12)
+
+
+def test_soft_loss_equals_dense_loss_for_hard_labels():
+    g = torch.Generator().manual_seed(8)
+    y_pred = 4 * torch.randn(3, 5, 20, generator=g)
+    dense, _ = random_targets(15, 20, 6, seed=8)
+    dense = dense.view(3, 5, 20)
+    y_pred[0, 0, :2], dense[0, 0, :2] = torch.tensor([100.0, -100.0]), torch.tensor([1.0, 0.0])  # weights 0 exact
+    torch.testing.assert_close(
+        soft_multilabel_categorical_crossentropy(dense, y_pred), multilabel_categorical_crossentropy(dense, y_pred)
+    )
+
+
+def test_pointer_loss_sums_heads_and_averages_batch():
+    b, h, n = 3, 2, 4
+    g = torch.Generator().manual_seed(9)
+    logits = 2 * torch.randn(b, h, n, n, generator=g)
+    cells = {  # (batch, head) -> gold (start, end) cells
+        (0, 0): [(0, 1), (2, 3)],
+        (0, 1): [(3, 3)],
+        (1, 0): [],
+        (1, 1): [(1, 2), (0, 0), (1, 3)],
+        (2, 0): [(2, 2)],
+        (2, 1): [],
+    }
+    positives = torch.full((b, h, 3), -1, dtype=torch.long)
+    for (bi, hi), spans in cells.items():
+        for slot, (i, j) in enumerate(spans):
+            positives[bi, hi, slot] = i * n + j
+    expected = 0.0
+    for bi in range(b):
+        for hi in range(h):
+            scores = [logits[bi, hi, i, j].item() for i in range(n) for j in range(n)]
+            expected += zlpr_reference(scores, {i * n + j for i, j in cells[bi, hi]})
+    loss = pointer_loss(logits, positives)
+    assert loss.shape == ()
+    assert loss.item() == pytest.approx(expected / b, rel=1e-5)
+
+
+def test_pointer_loss_ignores_masked_cells_of_a_head():
+    torch.manual_seed(0)
+    egp = EfficientGlobalPointer(8, 2, 4)
+    hidden = torch.randn(2, 4, 8)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    positives = torch.tensor([[[1, -1], [0 * 4 + 3, 2 * 4 + 2]], [[-1, -1], [0 * 4 + 1, -1]]])
+    logits = egp(hidden, mask)
+    loss = pointer_loss(logits, positives)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in egp.parameters())
+    expected = 0.0
+    for b in range(2):
+        live = [(i, j) for i in range(4) for j in range(4) if i <= j and mask[b, i] and mask[b, j]]
+        for h in range(2):
+            scores = [logits[b, h, i, j].item() for i, j in live]
+            gold = {live.index((p // 4, p % 4)) for p in positives[b, h].tolist() if p >= 0}
+            expected += zlpr_reference(scores, gold)
+    assert loss.item() == pytest.approx(expected / 2, rel=1e-5)

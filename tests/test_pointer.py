@@ -1,0 +1,206 @@
+"""GlobalPointer heads and RoPE against plain per-position / per-cell reference formulas."""
+
+import math
+
+import pytest
+import torch
+
+from gplinker.modeling.pointer import (
+    EfficientGlobalPointer,
+    GlobalPointer,
+    apply_rope,
+    mask_value,
+    sinusoidal_rope,
+)
+
+B, L, D, HEADS, HEAD_SIZE = 2, 5, 8, 3, 4
+
+
+def rope_reference(vec: torch.Tensor, m: int) -> torch.Tensor:
+    """Rotate each pair (v_2k, v_2k+1) of one vector by m / 10000^(2k/d), written out per pair."""
+    d = vec.shape[0]
+    out = torch.empty_like(vec)
+    for k in range(d // 2):
+        theta = m / 10000 ** (2 * k / d)
+        a, b = vec[2 * k].item(), vec[2 * k + 1].item()
+        out[2 * k] = a * math.cos(theta) - b * math.sin(theta)
+        out[2 * k + 1] = a * math.sin(theta) + b * math.cos(theta)
+    return out
+
+
+def is_masked(mask: torch.Tensor, b: int, i: int, j: int, tril_mask: bool) -> bool:
+    """A cell is masked when its start or end is padding, or (tril_mask) when it starts after it ends."""
+    return not mask[b, i] or not mask[b, j] or (tril_mask and i > j)
+
+
+def egp_reference(egp: EfficientGlobalPointer, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """s_h(i,j) = q_i.k_j/sqrt(d) + (W x_i)[2h+1]/2 + (W x_j)[2h]/2 with x = p_dense(h), one cell at a time."""
+    out = torch.empty(hidden.shape[0], egp.heads, hidden.shape[1], hidden.shape[1])
+    for b in range(hidden.shape[0]):
+        xs = [egp.p_dense.weight @ hidden[b, t] + egp.p_dense.bias for t in range(hidden.shape[1])]
+        qs = [x[0::2] for x in xs]
+        ks = [x[1::2] for x in xs]
+        if egp.rope:
+            qs = [rope_reference(q, t) for t, q in enumerate(qs)]
+            ks = [rope_reference(k, t) for t, k in enumerate(ks)]
+        biases = [egp.q_dense.weight @ x + egp.q_dense.bias for x in xs]
+        for h in range(egp.heads):
+            for i in range(hidden.shape[1]):
+                for j in range(hidden.shape[1]):
+                    if is_masked(mask, b, i, j, egp.tril_mask):
+                        out[b, h, i, j] = mask_value(torch.float32)
+                    else:
+                        score = torch.dot(qs[i], ks[j]) / math.sqrt(egp.head_size)
+                        out[b, h, i, j] = score + biases[i][2 * h + 1] / 2 + biases[j][2 * h] / 2
+    return out
+
+
+def gp_reference(gp: GlobalPointer, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """s_h(i,j) = q_{h,i}.k_{h,j}/sqrt(d), head h owning rows [2dh, 2dh+d) (q) and [2dh+d, 2dh+2d) (k)."""
+    d = gp.head_size
+    out = torch.empty(hidden.shape[0], gp.heads, hidden.shape[1], hidden.shape[1])
+    for b in range(hidden.shape[0]):
+        for h in range(gp.heads):
+            wq, bq = gp.dense.weight[2 * d * h : 2 * d * h + d], gp.dense.bias[2 * d * h : 2 * d * h + d]
+            wk, bk = gp.dense.weight[2 * d * h + d : 2 * d * (h + 1)], gp.dense.bias[2 * d * h + d : 2 * d * (h + 1)]
+            for i in range(hidden.shape[1]):
+                for j in range(hidden.shape[1]):
+                    if is_masked(mask, b, i, j, gp.tril_mask):
+                        out[b, h, i, j] = mask_value(torch.float32)
+                        continue
+                    q, k = wq @ hidden[b, i] + bq, wk @ hidden[b, j] + bk
+                    if gp.rope:
+                        q, k = rope_reference(q, i), rope_reference(k, j)
+                    out[b, h, i, j] = torch.dot(q, k) / math.sqrt(d)
+    return out
+
+
+def make_inputs(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(B, L, D, generator=g)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    return hidden, mask
+
+
+def test_mask_value_is_large_finite_negative_per_dtype():
+    assert mask_value(torch.float32) == -1e12
+    assert mask_value(torch.bfloat16) == -1e12
+    assert mask_value(torch.float16) == torch.finfo(torch.float16).min == -65504.0
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        assert math.isfinite(torch.tensor(mask_value(dtype), dtype=dtype).item())
+
+
+def test_sinusoidal_rope_matches_explicit_angles():
+    cos, sin = sinusoidal_rope(7, 6, "cpu", torch.float32)
+    assert cos.shape == sin.shape == (7, 6)
+    for m in range(7):
+        for k in range(3):
+            theta = m * 10000 ** (-2 * k / 6)
+            for c in (2 * k, 2 * k + 1):  # pairs share one angle
+                assert cos[m, c].item() == pytest.approx(math.cos(theta), abs=1e-6)
+                assert sin[m, c].item() == pytest.approx(math.sin(theta), abs=1e-6)
+
+
+def test_apply_rope_rotates_each_pair_by_its_position_angle():
+    x = torch.randn(6, 8, generator=torch.Generator().manual_seed(1))
+    cos, sin = sinusoidal_rope(6, 8, "cpu", torch.float32)
+    out = apply_rope(x, cos, sin)
+    expected = torch.stack([rope_reference(x[m], m) for m in range(6)])
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.norm(dim=-1), x.norm(dim=-1), atol=1e-5, rtol=1e-5)  # rotation
+
+
+def test_rope_inner_product_depends_only_on_relative_position():
+    g = torch.Generator().manual_seed(2)
+    q, k = torch.randn(8, generator=g, dtype=torch.float64), torch.randn(8, generator=g, dtype=torch.float64)
+    n_pos = 12
+    cos, sin = sinusoidal_rope(n_pos, 8, "cpu", torch.float64)
+    qs = apply_rope(q.expand(n_pos, 8), cos, sin)  # the same q placed at every position
+    ks = apply_rope(k.expand(n_pos, 8), cos, sin)
+    scores = qs @ ks.T  # (L, L): q_m . k_n
+    for m in range(n_pos):
+        for n in range(n_pos):
+            # shifting both positions to make the smaller one 0 leaves the score unchanged
+            shift = min(m, n)
+            assert scores[m, n].item() == pytest.approx(scores[m - shift, n - shift].item(), abs=1e-9)
+    assert not torch.allclose(scores[0, 1], scores[0, 2])  # and it does depend on m - n
+
+
+@pytest.mark.parametrize("rope", [True, False])
+@pytest.mark.parametrize("tril_mask", [True, False])
+def test_efficient_global_pointer_matches_reference(rope, tril_mask):
+    torch.manual_seed(0)
+    egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE, rope=rope, tril_mask=tril_mask)
+    hidden, mask = make_inputs()
+    with torch.no_grad():
+        out = egp(hidden, mask)
+        expected = egp_reference(egp, hidden, mask)
+    assert out.shape == (B, HEADS, L, L)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rope", [True, False])
+@pytest.mark.parametrize("tril_mask", [True, False])
+def test_global_pointer_matches_reference(rope, tril_mask):
+    torch.manual_seed(0)
+    gp = GlobalPointer(D, HEADS, HEAD_SIZE, rope=rope, tril_mask=tril_mask)
+    hidden, mask = make_inputs()
+    with torch.no_grad():
+        out = gp(hidden, mask)
+        expected = gp_reference(gp, hidden, mask)
+    assert out.shape == (B, HEADS, L, L)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("head_cls", [EfficientGlobalPointer, GlobalPointer])
+@pytest.mark.parametrize("mask_dtype", [torch.bool, torch.long])
+def test_masked_cells_equal_mask_value(head_cls, mask_dtype):
+    torch.manual_seed(0)
+    head = head_cls(D, HEADS, HEAD_SIZE)
+    hidden, mask = make_inputs()
+    out = head(hidden, mask.to(mask_dtype))
+    for b in range(B):
+        for i in range(L):
+            for j in range(L):
+                masked = is_masked(mask, b, i, j, tril_mask=True)
+                assert (out[b, :, i, j] == mask_value(torch.float32)).all().item() == masked
+
+
+@pytest.mark.parametrize("head_cls", [EfficientGlobalPointer, GlobalPointer])
+def test_padding_does_not_change_real_logits(head_cls):
+    torch.manual_seed(0)
+    head = head_cls(D, HEADS, HEAD_SIZE)
+    g = torch.Generator().manual_seed(3)
+    short = torch.randn(1, 3, D, generator=g)
+    padded = torch.cat([short, 100 * torch.randn(1, 4, D, generator=g)], dim=1)  # junk in the padding
+    with torch.no_grad():
+        alone = head(short, torch.ones(1, 3, dtype=torch.long))
+        in_batch = head(padded, torch.tensor([[1, 1, 1, 0, 0, 0, 0]]))
+    torch.testing.assert_close(in_batch[:, :, :3, :3], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("head_cls", [EfficientGlobalPointer, GlobalPointer])
+def test_backward_through_in_place_mask_gives_padding_no_gradient(head_cls):
+    torch.manual_seed(0)
+    head = head_cls(D, HEADS, HEAD_SIZE)
+    hidden, mask = make_inputs()
+    hidden.requires_grad_(True)
+    out = head(hidden, mask)
+    out.where(out > mask_value(out.dtype), 0).square().sum().backward()
+    assert torch.isfinite(hidden.grad).all()
+    assert hidden.grad[1, 3:].abs().max().item() == 0.0  # padded tokens touch only masked cells
+    assert hidden.grad[1, :3].abs().max().item() > 0.0
+
+
+@pytest.mark.parametrize("head_cls", [EfficientGlobalPointer, GlobalPointer])
+def test_bf16_autocast_on_cpu_stays_finite(head_cls):
+    torch.manual_seed(0)
+    head = head_cls(D, HEADS, HEAD_SIZE)
+    hidden, mask = make_inputs()
+    hidden = hidden * 10
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = head(hidden, mask)
+    assert torch.isfinite(out).all()
+    assert (out[1, :, 4, 4] == torch.tensor(mask_value(out.dtype), dtype=out.dtype)).all()
+    out.float().clamp(min=-1e4).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in head.parameters())
