@@ -67,7 +67,7 @@ def eval_(
     if result.report.skipped:
         console.print(f"[yellow]skipped {len(result.report.skipped)} invalid line(s)[/]")
     if output:
-        output.write_text(json.dumps(scores_json(result.scores), ensure_ascii=False, indent=2), encoding="utf-8")
+        output.write_text(json.dumps(result.scores.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     if errors:
         from gplinker.predict import Predictor  # noqa: F401  (task comes with the result)
 
@@ -171,11 +171,6 @@ def demo(
         run_demo(output_dir, console)
     except GPLinkerError as exc:
         fail(exc)
-
-
-def scores_json(scores) -> dict:
-    return {"main": scores.main, "metrics": scores.metrics,
-            "per_label": {k: v.as_dict() for k, v in scores.per_label.items()}}
 
 
 def print_scores(scores, title: str) -> None:

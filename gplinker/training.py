@@ -163,10 +163,13 @@ def fit(
     stop = state.step >= total_steps
     with progress:
         while not stop:
-            batches = batch_order(state.epoch)
-            while state.batch_in_epoch < len(batches) and not stop:
+            epoch, batches = state.epoch, batch_order(state.epoch)
+            while state.epoch == epoch and not stop:
                 group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.grad_accum]
                 state.batch_in_epoch += len(group)
+                at_epoch_end = state.batch_in_epoch >= len(batches)
+                if at_epoch_end:  # the position a checkpoint records is the next micro-batch to run
+                    state.epoch, state.batch_in_epoch = epoch + 1, 0
                 loss_sum = 0.0
                 for indices in group:
                     batch = to_device(make_batch(indices), device)
@@ -207,14 +210,9 @@ def fit(
                     progress.update(task_id, info=f"loss {entry['loss']:.4f} lr {entry['lr']:.2e} {rate:.0f} win/s")
                     running, t0, seen = [], time.perf_counter(), 0
                 progress.update(task_id, completed=state.step)
-                at_epoch_end = state.batch_in_epoch >= len(batches)
                 due = state.step % cfg.eval_every == 0 if cfg.eval_every > 0 else at_epoch_end
                 if due or state.step >= total_steps:
-                    if at_epoch_end:
-                        state.epoch, state.batch_in_epoch = state.epoch + 1, 0
                     stop = evaluate_and_checkpoint() or state.step >= total_steps
-            if state.batch_in_epoch >= len(batches):
-                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
     atomic_dir(out / "last", lambda d: save_model(model, d))
     if writer is not None:
         writer.close()

@@ -132,7 +132,8 @@ def parse_cluener(obj: dict, path: str = "") -> Example:
     """CLUENER: {"text", "label": {type: {surface: [[start, end_inclusive], ...]}}}; label optional."""
     text = require_text(obj)
     spans: set[Span] = set()
-    labels = obj.get("label") or {}
+    labels = obj.get("label")
+    labels = {} if labels is None else labels
     if not isinstance(labels, dict):
         raise LineError(f"field 'label' must be an object, got {type(labels).__name__}")
     for label, mentions in labels.items():
@@ -150,7 +151,8 @@ def parse_cluener(obj: dict, path: str = "") -> Example:
 def parse_spans(obj: dict, path: str = "") -> Example:
     """Plain spans: {"text", "entities": [{"start", "end" (exclusive), "type", "text"?}]}."""
     text = require_text(obj)
-    entities = obj.get("entities", [])
+    entities = obj.get("entities")
+    entities = [] if entities is None else entities
     if not isinstance(entities, list):
         raise LineError(f"field 'entities' must be a list, got {type(entities).__name__}")
     spans: set[Span] = set()

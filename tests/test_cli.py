@@ -1,0 +1,150 @@
+"""CLI end to end on a tiny scratch encoder: train, eval, predict, check, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from gplinker.cli import app
+from tests.conftest import NER_SENTENCES, set_args, spans_record, tiny_overrides, write_jsonl
+
+runner = CliRunner()
+
+
+def run(*args: str, input: str | None = None):
+    result = runner.invoke(app, list(args), input=input)
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained until it fits the synthetic sentences (≈ 10 s on 2 cores)."""
+    tmp = tmp_path_factory.mktemp("trained")
+    rows = [spans_record(t, e) for t, e in NER_SENTENCES]
+    train = write_jsonl(tmp / "train.jsonl", rows)
+    out = tmp / "run"
+    cfg = write_jsonl(tmp / "c.yaml", ["task: ner"])
+    result = run("train", str(cfg), *set_args(tiny_overrides(train, train, out, "train.max_steps=150",
+                                                             "train.eval_every=50")))
+    assert result.exit_code == 0, result.output
+    return {"tmp": tmp, "train": train, "out": out, "rows": rows}
+
+
+def test_train_overfits_and_best_dir_predicts_without_config(trained):
+    metrics = json.loads((trained["out"] / "best" / "metrics.json").read_text())
+    assert metrics["score"] == 1.0, metrics  # the tiny model learns 8 sentences exactly
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        assert (trained["out"] / "best" / name).is_file()
+    info = json.loads((trained["out"] / "run_info.json").read_text())
+    assert info["config"]["train"]["max_steps"] == 150 and "torch" in info["versions"]
+
+
+def test_eval_prints_table_and_writes_metrics_and_errors(trained, tmp_path):
+    metrics, errors = tmp_path / "m.json", tmp_path / "e.jsonl"
+    result = run("eval", str(trained["out"] / "best"), str(trained["train"]), "-o", str(metrics), "--errors", str(errors))
+    assert result.exit_code == 0, result.output
+    scores = json.loads(metrics.read_text())
+    assert scores["main"] == 1.0 and scores["metrics"]["cluener_f1"] == 1.0
+    assert set(scores["per_label"]) == {"person", "loc", "org"}
+    assert "person" in result.output and "span_f1" in result.output
+    assert errors.read_text() == ""  # no false positive, no miss
+
+
+def test_predict_one_line_per_input_line_in_order_with_errors(trained, tmp_path):
+    texts = [t for t, _ in NER_SENTENCES]
+    lines = [json.dumps({"id": k, "text": t}, ensure_ascii=False) for k, t in enumerate(texts)]
+    lines.insert(2, "{broken")
+    lines.insert(4, json.dumps({"txt": "x"}))
+    lines.insert(5, json.dumps({"text": ""}))
+    src = write_jsonl(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out.jsonl"
+    result = run("predict", str(trained["out"] / "best"), str(src), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(records) == len(lines)
+    assert "error" in records[2] and f"{src}:3" in records[2]["error"]
+    assert "missing field 'text'" in records[4]["error"]
+    assert records[5] == {"text": "", "entities": []}
+    good = [r for r in records if "error" not in r and r["text"]]
+    assert [r["text"] for r in good] == texts
+    gold = {r["text"]: {(e["start"], e["end"], e["type"]) for e in r["entities"]} for r in trained["rows"]}
+    for r in good:
+        assert {(e["start"], e["end"], e["type"]) for e in r["entities"]} == gold[r["text"]]
+        assert all(r["text"][e["start"]:e["end"]] == e["text"] and 0.5 < e["score"] <= 1 for e in r["entities"])
+    assert "2 with errors" in result.output
+
+
+def test_predict_reads_stdin_and_handles_long_text(trained):
+    text = "".join(t for t, _ in NER_SENTENCES) * 2  # far longer than one 32-token window
+    result = run("predict", str(trained["out"] / "best"), "-", input=json.dumps({"text": text}, ensure_ascii=False))
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[0])
+    found = {(e["text"], e["type"]) for e in record["entities"]}
+    assert ("北京大学", "org") in found and ("成都", "loc") in found
+    assert all(text[e["start"]:e["end"]] == e["text"] for e in record["entities"])
+    assert max(e["end"] for e in record["entities"]) > len(text) // 2  # the last windows are read too
+
+
+def test_check_prints_oracle(trained):
+    result = run("check", str(trained["train"]), "--task", "ner", "--max-length", "16", "--stride", "4")
+    assert result.exit_code == 0, result.output
+    assert "F1 100.00" in result.output and "0 invalid" in result.output
+
+
+def test_resume_continues_to_the_same_weights(tmp_path):
+    rows = [spans_record(t, e) for t, e in NER_SENTENCES]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
+    full = tmp_path / "full"
+    sets = tiny_overrides(train, train, full, "train.max_steps=6", "train.eval_every=2", "train.keep_checkpoints=3",
+                          "model.scratch.dropout=0.1")
+    assert run("train", str(cfg), *set_args(sets)).exit_code == 0
+    assert sorted(p.name for p in full.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    # simulate a crash after step 4: only checkpoints up to 4 exist
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    for name in ("checkpoint-6", "last", "best"):
+        shutil.rmtree(cut / name)
+    sets_cut = [s.replace(str(full), str(cut)) for s in sets]
+    again = run("train", str(cfg), *set_args(sets_cut))
+    assert again.exit_code == 2 and "--resume" in again.output  # refuses to clobber checkpoints
+    resumed = run("train", str(cfg), *set_args(sets_cut), "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed from" in resumed.output
+    a, b = load_file(str(full / "last" / "model.safetensors")), load_file(str(cut / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_bad_training_line_names_file_and_line_unless_skipped(tmp_path):
+    rows = [spans_record(t, e) for t, e in NER_SENTENCES[:3]]
+    rows.insert(1, {"text": "张伟", "entities": [{"start": 0, "end": 2, "type": "person", "text": "李娜"}]})
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
+    sets = set_args(tiny_overrides(train, None, tmp_path / "o", "train.max_steps=1"))
+    result = run("train", str(cfg), *sets)
+    assert result.exit_code == 2
+    assert f"{train}:2:" in result.output and "'张伟' but the label says '李娜'" in result.output
+    assert "Traceback" not in result.output
+    result = run("train", str(cfg), *sets, "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 invalid line" in result.output
+
+
+def test_unknown_config_key_is_reported(tmp_path):
+    cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner", "trian:", "  lr: 1"])
+    result = run("train", str(cfg))
+    assert result.exit_code == 2 and "unknown config key 'trian'" in result.output
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    for command in ("train", "eval", "predict", "check", "demo"):
+        assert command in result.output
+    assert "--set" in run("train", "--help").output

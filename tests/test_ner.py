@@ -1,0 +1,92 @@
+"""NER task: gold → targets → decode round trips (nested spans, windows), records, oracle check."""
+
+from __future__ import annotations
+
+from gplinker.data.encoding import WindowEncoder
+from gplinker.data.examples import Example, Span
+from gplinker.data.schema import schema_from_examples
+from gplinker.experiment import check_data, oracle_predictions
+from gplinker.modeling.encoders import scratch_tokenizer
+from gplinker.tasks.ner import NerTask
+from tests.conftest import NER_SENTENCES, spans_record, write_jsonl
+
+
+def make_examples() -> list[Example]:
+    examples = []
+    for text, entities in NER_SENTENCES:
+        rec = spans_record(text, entities)
+        examples.append(Example(text, tuple(sorted(Span(e["start"], e["end"], e["type"]) for e in rec["entities"]))))
+    return examples
+
+
+def round_trip(examples, max_length=64, stride=8):
+    task = NerTask(schema_from_examples("ner", examples))
+    tok = scratch_tokenizer(e.text for e in examples)
+    windows = WindowEncoder(tok, max_length, stride).encode([e.text for e in examples])
+    return task, windows, oracle_predictions(task, examples, windows)
+
+
+def test_round_trip_gives_back_nested_gold():
+    examples = make_examples()
+    task, _, predicted = round_trip(examples)
+    for e, p in zip(examples, predicted):
+        assert sorted(p) == sorted(e.spans)
+
+
+def test_window_merge_keeps_entity_crossing_boundary():
+    # 30 filler characters, then an entity that straddles the first window's end (max_length 16 → 14 tokens)
+    text = "的" * 12 + "北京大学" + "的" * 20 + "上海"
+    gold = (Span(12, 16, "org"), Span(12, 14, "loc"), Span(36, 38, "loc"))
+    examples = [Example(text, gold)]
+    task, windows, predicted = round_trip(examples, max_length=16, stride=6)
+    assert len(windows) > 2
+    assert any(w.token_span(12, 16) is None and w.char_range[0] <= 12 < w.char_range[1] for w in windows), \
+        "the org must be cut by some window, so only the overlap recovers it"
+    assert sorted(predicted[0]) == sorted(gold)
+
+
+def test_decode_ignores_cells_on_special_tokens_and_keeps_max_score():
+    examples = make_examples()[:1]
+    task, windows, _ = round_trip(examples)
+    w = windows[0]
+    last = len(w) - 1  # [SEP]
+    pred = task.decode(w, {"entities": [(0, 0, 2, 5.0), (0, 1, last, 3.0), (0, 1, 2, 1.5)]})
+    assert list(pred) == [Span(0, 2, task.types[0])]
+    merged = task.merge(examples[0], [pred, {Span(0, 2, task.types[0]): 4.0}])
+    assert merged[Span(0, 2, task.types[0])] == 4.0
+
+
+def test_record_has_character_offsets_text_and_probability():
+    examples = make_examples()[:1]
+    task, _, predicted = round_trip(examples)
+    rec = task.record(examples[0], predicted[0])
+    assert rec["text"] == examples[0].text
+    for ent in rec["entities"]:
+        assert examples[0].text[ent["start"]:ent["end"]] == ent["text"]
+        assert ent["score"] == 0.7311  # sigmoid(1.0), the oracle's logit
+    assert [(e["start"], e["end"]) for e in rec["entities"]] == sorted((e["start"], e["end"]) for e in rec["entities"])
+
+
+def test_check_reports_full_oracle_and_counts_invalid_lines(tmp_path):
+    rows = [spans_record(t, e) for t, e in NER_SENTENCES]
+    bad = {"text": "张伟", "entities": [{"start": 0, "end": 2, "type": "person", "text": "李娜"}]}
+    path = write_jsonl(tmp_path / "d.jsonl", rows + ["{not json", bad])
+    report = check_data(str(path), "ner", max_length=16, stride=4)
+    assert report.oracle.f1 == 1.0 and report.oracle.n_gold == sum(len(e) for _, e in NER_SENTENCES)
+    assert len(report.report.skipped) == 2
+    assert [e.line for e in report.report.skipped] == [len(rows) + 1, len(rows) + 2]
+    assert report.long_texts >= 1
+
+
+def test_check_reports_spans_lost_to_tokenization(tmp_path):
+    # "ab" inside the word "abc": with a WordPiece vocabulary where "abc" is one token the span is lost
+    from transformers import BertTokenizerFast
+
+    (tmp_path / "vocab").mkdir()
+    (tmp_path / "vocab" / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nabc\n北\n", encoding="utf-8")
+    tok = BertTokenizerFast.from_pretrained(str(tmp_path / "vocab"))
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "abc北", "entities": [
+        {"start": 0, "end": 2, "type": "x"}, {"start": 3, "end": 4, "type": "y"}]}])
+    report = check_data(str(path), "ner", tokenizer=tok)
+    assert report.oracle.tp == 1 and report.oracle.n_gold == 2
+    assert report.lost[0][1] == {"type": "x", "text": "ab", "start": 0, "end": 2}
