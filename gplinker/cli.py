@@ -120,6 +120,7 @@ def check(
     schema: Optional[Path] = typer.Option(None, "--schema", help="schema file (relation/event)"),
     max_length: int = typer.Option(128, help="tokens per window"),
     stride: int = typer.Option(32, help="tokens shared by consecutive windows"),
+    char_level: bool = typer.Option(False, "--char-level", help="tokenize every character on its own"),
     strict: bool = typer.Option(False, "--strict", help="stop at the first invalid line instead of counting"),
 ):
     """Validate a data file and report the oracle round trip (gold → targets → decode) and lengths."""
@@ -140,7 +141,7 @@ def check(
 
             loaded_schema = (load_duie_schema if task == "relation" else load_duee_schema)(schema)
         report = check_data(str(data), task, format, tok, max_length, stride, skip_invalid=not strict,
-                            schema=loaded_schema)
+                            schema=loaded_schema, char_level=char_level)
     except GPLinkerError as exc:
         fail(exc)
     r = report.report

@@ -33,6 +33,9 @@ class DataConfig:
                              "default: labels found in the training data")
     max_length: int = opt(128, "tokens per window, special tokens included; longer texts use sliding windows")
     stride: int = opt(32, "tokens shared by consecutive windows of a long text")
+    char_level: bool = opt(False, "tokenize every character on its own: token boundaries are character boundaries "
+                           "even with WordPiece vocabularies (e.g. 'ac米兰' is not cut inside 'ac'); "
+                           "the convention of the CLUENER baselines")
     skip_invalid: bool = opt(False, "skip and count bad data lines instead of stopping at the first one")
 
 

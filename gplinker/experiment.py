@@ -19,7 +19,7 @@ import torch
 
 from gplinker.config import Config, to_dict
 from gplinker.data.batching import collate, train_batches
-from gplinker.data.encoding import WindowEncoder
+from gplinker.data.encoding import SPECIAL, WindowEncoder
 from gplinker.data.examples import Example
 from gplinker.data.formats import LineError, ReadReport
 from gplinker.data.reading import parse_input, read_examples, resolve_format
@@ -67,6 +67,7 @@ def model_section(cfg: Config, schema: Schema, fmt: str) -> dict:
     return {
         "task": cfg.task, "schema": schema.to_dict(), "format": fmt,
         "max_length": cfg.data.max_length, "stride": cfg.data.stride, "threshold": cfg.model.threshold,
+        "char_level": cfg.data.char_level,
         "train_config": to_dict(cfg), "gplinker_version": package_version(),
     }
 
@@ -120,9 +121,8 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console=No
         model, tokenizer = build_model(cfg, task, [e.text for e in train_examples])
     section = model_section(cfg, schema, fmt)
 
-    encoder = WindowEncoder(tokenizer, cfg.data.max_length, cfg.data.stride)
+    encoder = WindowEncoder(tokenizer, cfg.data.max_length, cfg.data.stride, cfg.data.char_level)
     windows = encoder.encode([e.text for e in train_examples])
-    placed: dict[int, set] = {}
     for w in windows:
         w.targets = task.targets(train_examples[w.example_index], w)
     unplaced = count_unplaced(task, train_examples, windows, tokenizer)
@@ -147,7 +147,8 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console=No
     if dev_examples:
         def evaluate(m) -> tuple[float, dict]:
             predictor = Predictor(m, tokenizer, task, cfg.data.max_length, cfg.data.stride, cfg.model.threshold,
-                                  cfg.train.eval_batch_size, next(m.parameters()).device, cfg.train.amp)
+                                  cfg.train.eval_batch_size, next(m.parameters()).device, cfg.train.amp,
+                                  cfg.data.char_level)
             scores = task.score(dev_examples, predictor.predict(dev_examples))
             return scores.main, scores.metrics
 
@@ -323,7 +324,8 @@ class CheckReport:
 
 
 def check_data(path: str, task_name: str, fmt: str = "auto", tokenizer=None, max_length: int = 128,
-               stride: int = 32, skip_invalid: bool = True, schema: Schema | None = None) -> CheckReport:
+               stride: int = 32, skip_invalid: bool = True, schema: Schema | None = None,
+               char_level: bool = False) -> CheckReport:
     """Validate a data file and run the oracle round trip gold → targets → decode → merge."""
     from gplinker.modeling.encoders import scratch_tokenizer
 
@@ -332,19 +334,17 @@ def check_data(path: str, task_name: str, fmt: str = "auto", tokenizer=None, max
     schema = schema or schema_from_examples(task_name, examples)
     task = build_task(task_name, schema)
     tokenizer = tokenizer or scratch_tokenizer(e.text for e in examples)
-    encoder = WindowEncoder(tokenizer, max_length, stride)
+    encoder = WindowEncoder(tokenizer, max_length, stride, char_level)
     windows = encoder.encode([e.text for e in examples])
     predictions = oracle_predictions(task, examples, windows)
     gold = [task.gold(e) for e in examples]
     prf, per_label = strict_prf(gold, [list(p) for p in predictions], label_of=task_label_of(task))
-    tokens = [0] * len(examples)
     n_windows = [0] * len(examples)
+    token_spans: list[set] = [set() for _ in examples]  # windows overlap: count each token once
     for w in windows:
         n_windows[w.example_index] += 1
-    for e_index, count in enumerate(n_windows):
-        pass
-    enc = tokenizer([e.text for e in examples], add_special_tokens=False)["input_ids"] if examples else []
-    tokens = [len(ids) for ids in enc]
+        token_spans[w.example_index].update(s for s in w.char_spans if s != SPECIAL)
+    tokens = [len(s) for s in token_spans]
     lost = []
     for e, g, p in zip(examples, gold, predictions):
         for item in sorted(set(g) - set(p), key=repr):

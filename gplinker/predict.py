@@ -22,9 +22,10 @@ class Predictor:
     """A model, its tokenizer and its task, ready to predict on `Example`s."""
 
     def __init__(self, model, tokenizer, task: Task, max_length: int, stride: int, threshold: float = 0.0,
-                 batch_size: int = 64, device: str | torch.device = "cpu", amp: str = "off"):
+                 batch_size: int = 64, device: str | torch.device = "cpu", amp: str = "off",
+                 char_level: bool = False):
         self.model, self.tokenizer, self.task = model, tokenizer, task
-        self.encoder = WindowEncoder(tokenizer, max_length, stride)
+        self.encoder = WindowEncoder(tokenizer, max_length, stride, char_level)
         self.threshold, self.batch_size = threshold, batch_size
         self.device = torch.device(device)
         self.amp = amp
@@ -44,7 +45,8 @@ class Predictor:
         tokenizer = load_tokenizer(str(model_dir), model.encoder.config.model_type, trust_remote_code)
         task = build_task(section["task"], Schema.from_dict(section["schema"]))
         settings = {"max_length": section["max_length"], "stride": section["stride"],
-                    "threshold": section.get("threshold", 0.0), **overrides}
+                    "threshold": section.get("threshold", 0.0), "char_level": section.get("char_level", False),
+                    **overrides}
         dev = pick_device(device)
         model.to(dev).eval()
         return cls(model, tokenizer, task, batch_size=batch_size, device=dev, **settings)

@@ -68,10 +68,11 @@ class Window:
 class WindowEncoder:
     """Tokenizes texts and cuts them into windows of at most `max_length` tokens."""
 
-    def __init__(self, tokenizer, max_length: int, stride: int):
+    def __init__(self, tokenizer, max_length: int, stride: int, char_level: bool = False):
         if not getattr(tokenizer, "is_fast", False):
             raise ConfigError("gplinker needs a fast tokenizer (offset_mapping); this one is slow")
         self.tokenizer, self.max_length, self.stride = tokenizer, max_length, stride
+        self.char_level = char_level
         self.prefix, self.suffix = special_tokens_around(tokenizer)
         self.budget = max_length - len(self.prefix) - len(self.suffix)
         if not 0 <= stride < self.budget:
@@ -84,10 +85,23 @@ class WindowEncoder:
         windows: list[Window] = []
         if not texts:
             return windows
+        if self.char_level:
+            return self._encode_chars(texts, first_index)
         enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
                              return_attention_mask=False, return_token_type_ids=False)
         for k, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
             windows.extend(self._windows(first_index + k, ids, [tuple(o) for o in offsets]))
+        return windows
+
+    def _encode_chars(self, texts: Sequence[str], first_index: int) -> list[Window]:
+        """Each character is its own word: token boundaries are character boundaries (whitespace yields none)."""
+        windows: list[Window] = []
+        enc = self.tokenizer([list(t) for t in texts], is_split_into_words=True, add_special_tokens=False,
+                             return_offsets_mapping=True, return_attention_mask=False, return_token_type_ids=False)
+        for k, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
+            words = enc.word_ids(k)
+            spans = [(w + s, w + e) for w, (s, e) in zip(words, offsets)]
+            windows.extend(self._windows(first_index + k, ids, spans))
         return windows
 
     def _windows(self, example_index: int, ids: list[int], offsets: list[tuple[int, int]]) -> list[Window]:

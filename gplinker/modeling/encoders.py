@@ -74,8 +74,9 @@ def load_tokenizer(name: str, model_type: str, trust_remote_code: bool = False):
     """The fast tokenizer for `name`; char-level RoFormer uses the BERT tokenizer (its own has wrong offsets)."""
     from transformers import AutoTokenizer, BertTokenizerFast
 
+    bare_vocab = Path(name, "vocab.txt").is_file() and not Path(name, "tokenizer_config.json").is_file()
     try:
-        if model_type == "roformer":
+        if model_type == "roformer" or bare_vocab:  # a bare vocab.txt dir is a BERT WordPiece vocabulary
             tokenizer = BertTokenizerFast.from_pretrained(name)
         else:
             tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=trust_remote_code)
