@@ -1,4 +1,4 @@
-"""The `gplinker` command line: train, eval, predict, check, demo."""
+"""The `gplinker` command line: train, eval, predict, export, check, demo."""
 
 from __future__ import annotations
 
@@ -40,9 +40,13 @@ def train(
         result = run_train(cfg, resume=resume, overwrite=overwrite, console=console)
     except GPLinkerError as exc:
         fail(exc)
+    from gplinker import distributed
+
     out = Path(cfg.train.output_dir)
-    console.print(f"done: {result.fit.steps} steps; best dev score {result.fit.best_score:.4f} at step "
-                  f"{result.fit.best_step}; model dirs {out / 'best'} and {out / 'last'}")
+    if distributed.is_main():
+        console.print(f"done: {result.fit.steps} steps; best dev score {result.fit.best_score:.4f} at step "
+                      f"{result.fit.best_step}; model dirs {out / 'best'} and {out / 'last'}")
+    distributed.teardown()
 
 
 @app.command("eval")
@@ -88,6 +92,8 @@ def predict(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     threshold: Optional[float] = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
+    runtime: str = typer.Option("auto", help="torch | onnx (a dir written by `gplinker export`, CPU onnxruntime) | "
+                                             "auto (torch when the dir has model.safetensors, else onnx)"),
 ):
     """Predict on JSONL: exactly one output line per input line, in order; bad lines carry an `error` field."""
     from gplinker.experiment import predict_lines, read_text_lines
@@ -95,7 +101,8 @@ def predict(
 
     try:
         overrides = {} if threshold is None else {"threshold": threshold}
-        predictor = Predictor.from_pretrained(model_dir, device=device, batch_size=batch_size, **overrides)
+        predictor = Predictor.from_pretrained(model_dir, device=device, batch_size=batch_size, runtime=runtime,
+                                              **overrides)
         lines = read_text_lines(input)
         sink = open(output, "w", encoding="utf-8") if output else sys.stdout
         try:
@@ -109,6 +116,38 @@ def predict(
     console.print(f"{summary.lines} line(s) predicted, {summary.errors} with errors")
     for message in summary.first_errors:
         console.print(f"  [yellow]{message}[/]", highlight=False)
+
+
+@app.command()
+def export(
+    model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train`"),
+    onnx: Path = typer.Option(..., "--onnx", help="output dir: model.onnx + config.json + tokenizer files"),
+    check_data: Optional[Path] = typer.Option(None, "--check", help="JSONL with a 'text' per line: decode it with "
+                                              "both runtimes and compare (default: synthetic texts)"),
+    opset: Optional[int] = typer.Option(None, help="ONNX opset (default: the exporter's)"),
+    tolerance: float = typer.Option(1e-3, help="largest accepted |logit difference| between PyTorch and ONNX"),
+):
+    """Export encoder + heads as one ONNX graph and check parity (logits and decoded items) against PyTorch."""
+    from gplinker.export import export_onnx
+
+    try:
+        texts = None
+        if check_data is not None:
+            from gplinker.experiment import read_text_lines
+
+            texts = [json.loads(line)["text"] for line in read_text_lines(str(check_data)) if line.strip()]
+        report = export_onnx(model_dir, onnx, texts, opset, tolerance)
+    except GPLinkerError as exc:
+        fail(exc)
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        fail(GPLinkerError(f"{check_data}: every line must be a JSON object with a 'text' ({exc})"))
+    console.print(f"exported {model_dir} to {onnx} in {report.seconds:.1f} s; outputs {', '.join(report.outputs)}")
+    console.print(f"parity on {report.texts} texts ({report.windows} windows): max |logit difference| "
+                  f"{report.max_abs_diff:.3g}; decoded items differ on {len(report.mismatched)} text(s)")
+    if not report.ok:
+        console.print(f"[bold red]parity check failed[/] on text(s) {report.mismatched[:10]}")
+        raise typer.Exit(1)
+    console.print(f"predict with: gplinker predict {onnx} INPUT.jsonl --runtime onnx")
 
 
 @app.command()

@@ -66,7 +66,8 @@ class TrainConfig:
     output_dir: str = opt("runs/gplinker", "where checkpoints, best/ and last/ model dirs and logs are written")
     epochs: int = opt(3, "passes over the training data (ignored when max_steps > 0)")
     max_steps: int = opt(0, "optimizer steps to run; 0 = use epochs")
-    batch_size: int = opt(16, "windows per optimizer step (before gradient accumulation)")
+    batch_size: int = opt(16, "windows per micro-batch, summed over all processes under torchrun "
+                          "(so a run's batches do not depend on the number of processes)")
     eval_batch_size: int = opt(64, "windows per forward pass in eval/predict")
     grad_accum: int = opt(1, "micro-batches accumulated per optimizer step")
     lr: float = opt(2e-5, "peak learning rate of the encoder")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from gplinker import distributed as dist
 from gplinker.config import Config, to_dict
 from gplinker.data.batching import collate, train_batches
 from gplinker.data.encoding import SPECIAL, WindowEncoder
@@ -85,15 +86,18 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console=No
     """Run a whole training as the config says; writes best/, last/ and checkpoints to train.output_dir."""
     if not cfg.data.train:
         raise ConfigError("data.train is not set (set it in the config or with --set data.train=FILE)")
+    dist.setup(cfg.train.device)
+    console = console if dist.is_main() else None  # under torchrun only rank 0 talks
     out = Path(cfg.train.output_dir)
     checkpoints = list_checkpoints(out)
     if checkpoints and not resume and not overwrite:
         raise ConfigError(f"{out} already holds checkpoints: pass --resume to continue or --overwrite to start over")
-    if overwrite and not resume:
-        for d in checkpoints + [out / "best", out / "last"]:
-            import shutil
+    if overwrite and not resume and dist.is_main():
+        import shutil
 
+        for d in checkpoints + [out / "best", out / "last"]:
             shutil.rmtree(d, ignore_errors=True)
+    dist.barrier()
     fmt = resolve_format(cfg.data.train, cfg.data.format, cfg.task)
     train_examples, train_report = read_examples(cfg.data.train, fmt, cfg.task, cfg.data.skip_invalid)
     dev_examples, dev_report = [], None
@@ -121,11 +125,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console=No
         model, tokenizer = build_model(cfg, task, [e.text for e in train_examples])
     section = model_section(cfg, schema, fmt)
 
-    encoder = WindowEncoder(tokenizer, cfg.data.max_length, cfg.data.stride, cfg.data.char_level)
-    windows = encoder.encode([e.text for e in train_examples])
-    for w in windows:
-        w.targets = task.targets(train_examples[w.example_index], w)
-    unplaced = count_unplaced(task, train_examples, windows, tokenizer)
+    windows, unplaced = encode_training_data(cfg, fmt, task, tokenizer, train_examples, console)
     if unplaced:
         say(console, f"[yellow]{unplaced} gold item(s) of the training data cannot be expressed in token "
                      f"positions (see `gplinker check`)[/]")
@@ -149,15 +149,37 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console=No
             predictor = Predictor(m, tokenizer, task, cfg.data.max_length, cfg.data.stride, cfg.model.threshold,
                                   cfg.train.eval_batch_size, next(m.parameters()).device, cfg.train.amp,
                                   cfg.data.char_level)
-            scores = task.score(dev_examples, predictor.predict(dev_examples))
+            mine = predictor.predict(dist.shard(dev_examples))  # each rank predicts its share ...
+            predictions = dist.unshard(dist.gather_objects(mine))  # ... and every rank scores them all once
+            scores = task.score(dev_examples, predictions)
             return scores.main, scores.metrics
 
-    out.mkdir(parents=True, exist_ok=True)
-    write_run_info(out, cfg)
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_info(out, cfg)
     say(console, f"task {cfg.task}: {len(train_examples)} training examples → {len(windows)} windows; "
                  f"{len(dev_examples)} dev examples; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
     result = fit(model, lengths, make_batch, batch_order, cfg.train, save_model, evaluate, resume_from, console)
     return TrainReport(result, train_report, dev_report, len(windows), unplaced)
+
+
+def encode_training_data(cfg: Config, fmt: str, task, tokenizer, examples: list[Example], console=None):
+    """(windows with targets, unplaced gold count); read from the encoding cache when its key matches (data/cache.py)."""
+    from gplinker.data.cache import cache_dir, encoding_key, load_or_encode
+
+    def encode() -> tuple[list, dict]:
+        encoder = WindowEncoder(tokenizer, cfg.data.max_length, cfg.data.stride, cfg.data.char_level)
+        windows = encoder.encode([e.text for e in examples])
+        for w in windows:
+            w.targets = task.targets(examples[w.example_index], w)
+        return windows, {"unplaced": count_unplaced(task, examples, windows, tokenizer)}
+
+    key = encoding_key(cfg.data.train, tokenizer, task, fmt=fmt, max_length=cfg.data.max_length,
+                       stride=cfg.data.stride, char_level=cfg.data.char_level, skip_invalid=cfg.data.skip_invalid)
+    windows, stats, hit = load_or_encode(cache_dir(cfg.train.output_dir), key, encode)
+    if hit:
+        say(console, f"training windows read from the encoding cache ({len(windows)} windows, key {key[:12]})")
+    return windows, stats["unplaced"]
 
 
 def count_unplaced(task, examples: list[Example], windows, tokenizer=None) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from gplinker import distributed as dist
 from gplinker.config import TrainConfig
 from gplinker.errors import ConfigError, GPLinkerError
 
@@ -107,14 +108,29 @@ def fit(
     resume_from: Path | None = None,
     console=None,
 ) -> FitResult:
-    """Train `model`; `batch_order(epoch)` gives that epoch's micro-batches as index lists."""
+    """Train `model`; `batch_order(epoch)` gives that epoch's micro-batches as index lists.
+
+    Under torchrun each micro-batch of `batch_order` is a GLOBAL batch: rank r trains on its
+    items r, r + N, ... and DDP averages the gradients, so N processes with the same seed and
+    global batch follow the single-process run (exactly, without dropout).
+    """
     from transformers import get_linear_schedule_with_warmup
 
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
-    seed_everything(cfg.seed)
+    device = dist.setup(cfg.device) or pick_device(cfg.device)
+    main_rank = dist.is_main()
+    if main_rank:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".*.tmp-*"):  # a write interrupted by a crash
+            shutil.rmtree(stale, ignore_errors=True)
     model.to(device)
+    seed_everything(cfg.seed + dist.rank())  # dropout streams differ per rank; weights come from rank 0
+    trained = model
+    if dist.active():
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    console = console if main_rank else None
 
     micro_per_epoch = len(batch_order(0))
     if micro_per_epoch == 0:
@@ -129,7 +145,7 @@ def fit(
     if resume_from is not None:
         state = restore_checkpoint(resume_from, model, optimizer, scheduler, scaler, device)
         say(console, f"resumed from {resume_from} at step {state.step}")
-    writer = tensorboard_writer(out / "tensorboard")
+    writer = tensorboard_writer(out / "tensorboard") if main_rank else None
 
     def evaluate_and_checkpoint() -> bool:
         """Evaluate, keep best/, write a resumable checkpoint; True when patience ran out."""
@@ -145,10 +161,12 @@ def fit(
         state.history.append(entry)
         if improved:
             state.best_score, state.best_step, state.evals_since_best = main, state.step, 0
-            atomic_dir(out / "best", lambda d: (save_model(model, d), write_json(d / "metrics.json", entry)))
+            if main_rank:
+                atomic_dir(out / "best", lambda d: (save_model(model, d), write_json(d / "metrics.json", entry)))
         else:
             state.evals_since_best += 1
-        log_line(out, {"event": "eval", **entry})
+        if main_rank:
+            log_line(out, {"event": "eval", **entry})
         if writer is not None:
             for k, v in flat_numbers(scores).items():
                 writer.add_scalar(f"dev/{k}", v, state.step)
@@ -171,13 +189,17 @@ def fit(
                 if at_epoch_end:  # the position a checkpoint records is the next micro-batch to run
                     state.epoch, state.batch_in_epoch = epoch + 1, 0
                 loss_sum = 0.0
-                for indices in group:
-                    batch = to_device(make_batch(indices), device)
-                    with autocast():
-                        loss = model(**batch).loss
+                for k, indices in enumerate(group):
+                    mine = dist.shard(indices) or indices[:1]  # a rank with no item still joins the all-reduce
+                    weight = 1.0 if dist.shard(indices) else 0.0
+                    batch = to_device(make_batch(mine), device)
+                    sync = k == len(group) - 1 or not dist.active()
+                    with (nullcontext() if sync else trained.no_sync()), autocast():
+                        loss = trained(**batch).loss
                     loss_sum += loss.item()
-                    scaler.scale(loss / len(group)).backward()
+                    scaler.scale(loss * weight / len(group)).backward()
                     seen += len(indices)
+                loss_sum = dist.mean_scalar(loss_sum, device)  # NaN on any rank → every rank skips
                 if not math.isfinite(loss_sum):
                     optimizer.zero_grad(set_to_none=True)
                     state.bad_steps += 1
@@ -199,7 +221,7 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 state.step += 1
                 running.append(loss_sum / len(group))
-                if state.step % cfg.log_every == 0 or state.step == total_steps:
+                if main_rank and (state.step % cfg.log_every == 0 or state.step == total_steps):
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     entry = {"step": state.step, "loss": sum(running) / len(running),
                              "lr": scheduler.get_last_lr()[0], "windows_per_s": rate}
@@ -213,10 +235,12 @@ def fit(
                 due = state.step % cfg.eval_every == 0 if cfg.eval_every > 0 else at_epoch_end
                 if due or state.step >= total_steps:
                     stop = evaluate_and_checkpoint() or state.step >= total_steps
-    atomic_dir(out / "last", lambda d: save_model(model, d))
+    if main_rank:
+        atomic_dir(out / "last", lambda d: save_model(model, d))
+        write_json(out / "history.json", state.history)
     if writer is not None:
         writer.close()
-    write_json(out / "history.json", state.history)
+    dist.barrier()
     return FitResult(state.best_score, state.best_step, state.step, state.history)
 
 
@@ -225,21 +249,28 @@ def fit(
 
 def save_checkpoint(out: Path, state: LoopState, model, optimizer, scheduler, scaler, save_model: SaveModel,
                     keep: int) -> Path:
-    """Write checkpoint-<step>/ (model dir + trainer_state.pt) atomically; keep the newest `keep`."""
+    """Write checkpoint-<step>/ (model dir + trainer_state.pt) atomically; keep the newest `keep`.
 
-    def write(d: Path) -> None:
-        save_model(model, d)
-        torch.save({
-            "state": asdict(state),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": rng_state(),
-        }, d / STATE_FILE)
+    Rank 0 writes; the RNG states of every rank are gathered so that each resumes its own stream.
+    """
+    rngs = dist.gather_objects(rng_state())
+    path = out / f"{CHECKPOINT_PREFIX}{state.step}"
+    if dist.is_main():
 
-    path = atomic_dir(out / f"{CHECKPOINT_PREFIX}{state.step}", write)
-    for old in list_checkpoints(out)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        def write(d: Path) -> None:
+            save_model(model, d)
+            torch.save({
+                "state": asdict(state),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": rngs,
+            }, d / STATE_FILE)
+
+        atomic_dir(path, write)
+        for old in list_checkpoints(out)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
     return path
 
 
@@ -260,7 +291,11 @@ def restore_checkpoint(path: Path, model, optimizer, scheduler, scaler, device) 
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     scaler.load_state_dict(saved["scaler"])
-    set_rng_state(saved["rng"])
+    rngs = saved["rng"]
+    if len(rngs) != dist.world_size():
+        log.warning("checkpoint was written by %d process(es), resuming with %d: RNG streams restart", len(rngs),
+                    dist.world_size())
+    set_rng_state(rngs[dist.rank() % len(rngs)])
     return LoopState(**saved["state"])
 
 

@@ -1,0 +1,93 @@
+"""torch.distributed glue for `torchrun`: NCCL on GPUs, gloo on CPU. One process = one rank.
+
+Without torchrun (no WORLD_SIZE in the environment) every function here is a no-op, so the
+same code runs single-process.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+def launched() -> bool:
+    """True inside a torchrun launch with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup(device_name: str = "auto") -> torch.device:
+    """Join the process group (once) and return this rank's device."""
+    if launched() and not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and device_name != "cpu"
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=30))
+    if launched() and torch.cuda.is_available() and device_name != "cpu":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return None  # let the caller pick
+
+
+def teardown() -> None:
+    """Leave the process group (end of a torchrun command)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+def gather_objects(obj) -> list:
+    """Every rank's `obj`, in rank order, on every rank."""
+    if not active():
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def mean_scalar(value: float, device: torch.device) -> float:
+    """The mean of a float over ranks (for logging)."""
+    if not active():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / world_size()
+
+
+def shard(items: list, k: int | None = None, n: int | None = None) -> list:
+    """This rank's share: items k, k + n, k + 2n, ..."""
+    k = rank() if k is None else k
+    n = world_size() if n is None else n
+    return items[k::n]
+
+
+def unshard(parts: list[list]) -> list:
+    """Inverse of `shard` over all ranks: interleave the parts back into the original order."""
+    out = []
+    longest = max((len(p) for p in parts), default=0)
+    for i in range(longest):
+        for p in parts:
+            if i < len(p):
+                out.append(p[i])
+    return out
