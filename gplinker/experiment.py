@@ -241,9 +241,10 @@ class EvalResult:
 
 
 def evaluate_dir(model_dir: str | Path, data: str | Path, fmt: str | None = None, skip_invalid: bool = False,
-                 device: str = "auto", batch_size: int = 64) -> EvalResult:
+                 device: str = "auto", batch_size: int = 64, trust_remote_code: bool = False) -> EvalResult:
     """Predict on a labelled file with a saved model and score it."""
-    predictor = Predictor.from_pretrained(model_dir, device=device, batch_size=batch_size)
+    predictor = Predictor.from_pretrained(model_dir, device=device, batch_size=batch_size,
+                                          trust_remote_code=trust_remote_code)
     section = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))["gplinker"]
     task_name = section["task"]
     fmt = fmt or "auto"
@@ -281,32 +282,44 @@ class PredictSummary:
 
 def predict_lines(predictor: Predictor, lines: Iterable[str], write: Callable[[str], None],
                   chunk_size: int = 1024, source: str = "<stdin>") -> PredictSummary:
-    """Exactly one output line per non-blank input line, same order; bad lines get an `error` field."""
+    """Exactly one output line per input line, same order; a bad (or blank) line gets an `error` field.
+
+    Lines are read and written in chunks, so memory stays flat however long the input. Under
+    torchrun every rank reads the same input, predicts its share of each chunk, and rank 0
+    writes the gathered predictions in input order.
+    """
     summary = PredictSummary(first_errors=[])
-    numbered = ((k, line) for k, line in enumerate(lines, start=1) if line.strip())
-    for chunk in chunks(numbered, chunk_size):
-        parsed: list[Example | dict] = []
-        for lineno, line in chunk:
-            try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise LineError(f"expected a JSON object, got {type(obj).__name__}")
-                parsed.append(parse_input(obj))
-            except (json.JSONDecodeError, LineError) as exc:
-                message = f"malformed JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-                parsed.append({"error": f"{source}:{lineno}: {message}", "line": lineno})
+    for chunk in chunks(enumerate(lines, start=1), chunk_size):
+        parsed = [parse_line(line, lineno, source) for lineno, line in chunk]
         valid = [p for p in parsed if isinstance(p, Example)]
-        predictions = iter(predictor.predict(valid))
+        mine = predictor.predict(dist.shard(valid))
+        predictions = iter(dist.unshard(dist.gather_objects(mine)))
         for item in parsed:
             summary.lines += 1
             if isinstance(item, Example):
-                write(json.dumps(predictor.task.record(item, next(predictions)), ensure_ascii=False))
+                record = predictor.task.record(item, next(predictions))
             else:
+                record = item
                 summary.errors += 1
                 if len(summary.first_errors) < 10:
                     summary.first_errors.append(item["error"])
-                write(json.dumps(item, ensure_ascii=False))
+            if dist.is_main():
+                write(json.dumps(record, ensure_ascii=False))
     return summary
+
+
+def parse_line(line: str, lineno: int, source: str) -> Example | dict:
+    """An input line as an Example, or an error record naming `source:line`."""
+    try:
+        if not line.strip():
+            raise LineError("empty line")
+        obj = json.loads(line)
+        if not isinstance(obj, dict):
+            raise LineError(f"expected a JSON object, got {type(obj).__name__}")
+        return parse_input(obj)
+    except (json.JSONDecodeError, LineError) as exc:
+        message = f"malformed JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return {"error": f"{source}:{lineno}: {message}", "line": lineno}
 
 
 def read_text_lines(path: str) -> Iterable[str]:

@@ -43,3 +43,24 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-4, atol=1e-5)
     # rank 0 alone wrote logs and checkpoints
     assert len([x for x in (runs[2] / "train_log.jsonl").read_text().splitlines() if '"eval"' in x]) == 2
+
+
+def test_predict_sharded_over_two_ranks_writes_one_ordered_output(tmp_path):
+    from gplinker.config import load_config
+    from gplinker.experiment import train
+
+    rows = [spans_record(t, e) for t, e in NER_SENTENCES]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    train(load_config(None, tiny_overrides(data, None, tmp_path / "m", "train.max_steps=30")))
+    lines = [json.dumps({"id": k, "text": t * (1 + k % 3)}, ensure_ascii=False) for k, (t, _) in enumerate(NER_SENTENCES)]
+    lines[3] = "{bad json"
+    src = write_jsonl(tmp_path / "in.jsonl", lines * 3)
+    outputs = {}
+    for nproc in (1, 2):
+        out = tmp_path / f"out{nproc}.jsonl"
+        result = launch(["predict", str(tmp_path / "m" / "last"), str(src), "-o", str(out), "--device", "cpu"],
+                        nproc, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[nproc] = out.read_text(encoding="utf-8").splitlines()
+    assert len(outputs[2]) == len(lines) * 3
+    assert outputs[1] == outputs[2]
