@@ -80,6 +80,15 @@ def require_text(obj: dict) -> str:
     text = require(obj, "text", str)
     if not text.strip():
         raise LineError("empty text")
+    return check_encodable(text)
+
+
+def check_encodable(text: str) -> str:
+    """Reject unpaired surrogates (e.g. a JSON "\\ud800" escape): no tokenizer can encode them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LineError(f"text has an unpaired surrogate {text[exc.start]!r} at character {exc.start}") from None
     return text
 
 
@@ -106,16 +115,21 @@ def read_lines(path: str | Path, parse: LineParser, *, skip_invalid: bool = Fals
         raise DataError(path, 0, "no such file")
     report = ReadReport(path)
     examples: list[Example] = []
+    first_line_of_id: dict[str, int] = {}
     for lineno, obj in iter_json_lines(path):
         report.lines += 1
         error = obj if isinstance(obj, DataError) else None
         if error is None:
             try:
                 example = parse(obj, path)
+                if example.id is not None and example.id in first_line_of_id:
+                    raise LineError(f"duplicate id {example.id!r} (first on line {first_line_of_id[example.id]})")
             except LineError as exc:
                 error = DataError(path, lineno, str(exc))
             else:
                 example.source, example.line = path, lineno
+                if example.id is not None:
+                    first_line_of_id[example.id] = lineno
                 examples.append(example)
                 continue
         if not skip_invalid:

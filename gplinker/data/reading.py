@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gplinker.data.examples import Example
-from gplinker.data.formats import LineError, ReadReport, iter_json_lines, parse_cluener, parse_spans, read_lines
+from gplinker.data.formats import LineError, ReadReport, check_encodable, iter_json_lines, parse_cluener, parse_spans, read_lines
 from gplinker.errors import ConfigError, DataError
 
 
@@ -68,4 +68,4 @@ def parse_input(obj: dict) -> Example:
     if not isinstance(text, str):
         raise LineError(f"field 'text' must be str, got {type(text).__name__}")
     ident = obj.get("id")
-    return Example(text=text, id=None if ident is None else str(ident))
+    return Example(text=check_encodable(text), id=None if ident is None else str(ident))
