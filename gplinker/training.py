@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import shutil
 import time
@@ -287,7 +288,11 @@ def list_checkpoints(out: Path) -> list[Path]:
 def restore_checkpoint(path: Path, model, optimizer, scheduler, scaler, device) -> LoopState:
     """Load model weights and every training state saved by save_checkpoint."""
     model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)), strict=True)
-    saved = torch.load(path / STATE_FILE, map_location=device, weights_only=True)
+    try:
+        saved = torch.load(path / STATE_FILE, map_location=device, weights_only=True)  # never unpickle code
+    except pickle.UnpicklingError as exc:
+        raise GPLinkerError(f"{path / STATE_FILE}: refused to load, it holds more than tensors and plain values "
+                            f"({str(exc).strip().splitlines()[0]})") from None
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     scaler.load_state_dict(saved["scaler"])

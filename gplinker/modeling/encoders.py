@@ -66,7 +66,10 @@ def pretrained_encoder(name: str, trust_remote_code: bool = False):
         config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load encoder '{name}': {first_line(exc)}") from None
-    encoder = AutoModel.from_pretrained(name, trust_remote_code=trust_remote_code, **pooling_kwargs(config))
+    try:
+        encoder = AutoModel.from_pretrained(name, trust_remote_code=trust_remote_code, **pooling_kwargs(config))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load encoder weights of '{name}': {first_line(exc)}") from None
     return encoder, load_tokenizer(name, config.model_type, trust_remote_code)
 
 

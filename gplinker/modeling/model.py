@@ -89,7 +89,12 @@ class GPLinkerModel(nn.Module):
         if "gplinker" not in raw:
             raise ConfigError(f"{config_path} has no 'gplinker' section: not a gplinker model dir")
         section = raw["gplinker"]
-        encoder_config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
+        try:
+            encoder_config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError) as exc:
+            hint = "" if trust_remote_code else " (a model dir that ships its own code needs --trust-remote-code)"
+            raise ConfigError(f"cannot read the encoder config in {directory}: "
+                              f"{str(exc).strip().splitlines()[0]}{hint}") from None
         encoder = AutoModel.from_config(encoder_config, trust_remote_code=trust_remote_code,
                                         **pooling_kwargs(encoder_config))
         heads = [HeadSpec(**h) for h in section["heads"]]
