@@ -353,8 +353,17 @@ def atomic_dir(target: Path, write: Callable[[Path], object]) -> Path:
     if target.exists():
         os.replace(target, old)
     os.replace(tmp, target)
+    fsync_dir(target.parent)  # make the rename itself durable
     shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # --- small I/O ---------------------------------------------------------------------------------
