@@ -36,7 +36,7 @@ from gplinker.training import FitResult, fit, list_checkpoints, seed_everything
 # --- train -------------------------------------------------------------------------------------
 
 
-def load_schema(cfg: Config, train: list[Example]) -> Schema:
+def load_schema(cfg: Config, train: list[Example], fmt: str) -> Schema:
     """The label schema: from `data.schema` when given, else the labels of the training data."""
     if cfg.data.schema:
         from gplinker.data.schema import load_duee_schema, load_duie_schema
@@ -45,7 +45,7 @@ def load_schema(cfg: Config, train: list[Example]) -> Schema:
         if cfg.task not in loaders:
             raise ConfigError("data.schema is used by the relation and event tasks; NER takes its types from the data")
         return loaders[cfg.task](cfg.data.schema)
-    return schema_from_examples(cfg.task, train)
+    return schema_from_examples(cfg.task, train, relation_format="duie1" if fmt == "duie1" else "duie2")
 
 
 def build_model(cfg: Config, task, train_texts: list[str]):
@@ -120,7 +120,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console=No
         task = build_task(cfg.task, schema)
         tokenizer = load_tokenizer(str(resume_from), model.encoder.config.model_type, cfg.model.trust_remote_code)
     else:
-        schema = load_schema(cfg, train_examples)
+        schema = load_schema(cfg, train_examples, fmt)
         task = build_task(cfg.task, schema)
         model, tokenizer = build_model(cfg, task, [e.text for e in train_examples])
     section = model_section(cfg, schema, fmt)
@@ -366,7 +366,7 @@ def check_data(path: str, task_name: str, fmt: str = "auto", tokenizer=None, max
 
     fmt = resolve_format(path, fmt, task_name)
     examples, report = read_examples(path, fmt, task_name, skip_invalid)
-    schema = schema or schema_from_examples(task_name, examples)
+    schema = schema or schema_from_examples(task_name, examples, relation_format="duie1" if fmt == "duie1" else "duie2")
     task = build_task(task_name, schema)
     tokenizer = tokenizer or scratch_tokenizer(e.text for e in examples)
     encoder = WindowEncoder(tokenizer, max_length, stride, char_level)

@@ -90,3 +90,17 @@ def test_check_reports_spans_lost_to_tokenization(tmp_path):
     report = check_data(str(path), "ner", tokenizer=tok)
     assert report.oracle.tp == 1 and report.oracle.n_gold == 2
     assert report.lost[0][1] == {"type": "x", "text": "ab", "start": 0, "end": 2}
+
+
+def test_cells_above_keeps_the_strongest_cells_of_a_crowded_window():
+    import torch
+
+    from gplinker.predict import cells_above
+
+    x = torch.full((2, 1, 8, 8), -5.0)
+    x[0] = torch.arange(64, dtype=torch.float).view(1, 8, 8)  # 63 cells above 0 in row 0
+    x[1, 0, 2, 3] = 1.0  # one cell in row 1
+    rows = cells_above({"h": x}, 0.0, 2, max_cells=10)
+    assert sorted(s for *_, s in rows[0]["h"]) == [float(v) for v in range(54, 64)]
+    assert rows[1]["h"] == [(0, 2, 3, 1.0)]
+    assert len(cells_above({"h": x}, 0.0, 2, max_cells=100)[0]["h"]) == 63
