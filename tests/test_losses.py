@@ -5,13 +5,14 @@ import math
 import pytest
 import torch
 
+from gplinker.modeling import losses, pointer
 from gplinker.modeling.losses import (
     multilabel_categorical_crossentropy,
     pointer_loss,
     soft_multilabel_categorical_crossentropy,
     sparse_multilabel_categorical_crossentropy,
 )
-from gplinker.modeling.pointer import EfficientGlobalPointer
+from gplinker.modeling.pointer import EfficientGlobalPointer, egp_parts
 
 
 def zlpr_reference(scores: list[float], positives: set[int]) -> float:
@@ -218,3 +219,121 @@ def test_pointer_loss_ignores_masked_cells_of_a_head():
             gold = {live.index((p // 4, p % 4)) for p in positives[b, h].tolist() if p >= 0}
             expected += zlpr_reference(scores, gold)
     assert loss.item() == pytest.approx(expected / 2, rel=1e-5)
+
+
+# --- the blockwise implementation: fused EGP path, block sizes, upstream gradients of any sign ------
+
+
+def egp_batch(seed: int, tril_mask: bool = True):
+    """A small EGP, hidden (3, 6, 8) with padding, and 0-3 unique unmasked positives per (sample, head)."""
+    torch.manual_seed(seed)
+    egp = EfficientGlobalPointer(8, 4, 4, tril_mask=tril_mask)
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(3, 6, 8, generator=g, requires_grad=True)
+    lengths = [6, 4, 2]
+    mask = torch.tensor([[1] * n + [0] * (6 - n) for n in lengths])
+    positives = torch.full((3, 4, 3), -1, dtype=torch.long)
+    for b, n in enumerate(lengths):
+        live = torch.tensor([i * 6 + j for i in range(n) for j in range(n) if i <= j or not tril_mask])
+        for h in range(4):
+            count = int(torch.randint(0, 4, (1,), generator=g))
+            positives[b, h, :count] = live[torch.randperm(len(live), generator=g)[:count]]
+    return egp, hidden, mask, positives
+
+
+@pytest.mark.parametrize("tril_mask", [True, False])
+def test_pointer_loss_on_fresh_egp_logits_equals_the_generic_path(tril_mask):
+    egp, hidden, mask, positives = egp_batch(10, tril_mask)
+    logits = egp(hidden, mask)
+    assert egp_parts(logits) is not None  # the fused path is taken ...
+    assert egp_parts(logits * 1) is None  # ... and this one is not
+    fused = pointer_loss(logits, positives)
+    grads = torch.autograd.grad(fused, [hidden, *egp.parameters()])
+    generic = pointer_loss(egp(hidden, mask) * 1, positives)
+    expected = torch.autograd.grad(generic, [hidden, *egp.parameters()])
+    torch.testing.assert_close(fused, generic)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+
+
+def test_pointer_loss_after_in_place_change_uses_the_changed_logits():
+    egp, hidden, mask, positives = egp_batch(11)
+    logits = egp(hidden, mask)
+    with torch.no_grad():
+        logits[0, 0, 0, :] = 3.0  # cells (0, j) of sample 0, head 0
+    loss = pointer_loss(logits, positives)
+    expected = 0.0
+    for b in range(3):
+        for h in range(4):
+            expected += zlpr_reference(logits[b, h].flatten().tolist(), {p for p in positives[b, h].tolist() if p >= 0})
+    assert loss.item() == pytest.approx(expected / 3, rel=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_small_blocks_give_the_same_loss_and_gradients(monkeypatch, chunk):
+    egp, hidden, mask, positives = egp_batch(12)
+    big = pointer_loss(egp(hidden, mask), positives)
+    big_grad = torch.autograd.grad(big, hidden)
+    y_pred = 3 * torch.randn(2, 5, 30, generator=torch.Generator().manual_seed(12))
+    _, sparse = random_targets(10, 30, 4, seed=12)
+    sparse = sparse.view(2, 5, 4)
+    rows, rows_grad = zlpr_with_grad(y_pred, sparse)
+    monkeypatch.setattr(losses, "_CHUNK", chunk)
+    monkeypatch.setattr(pointer, "_CHUNK", chunk)
+    small = pointer_loss(egp(hidden, mask), positives)
+    torch.testing.assert_close(small, big)
+    torch.testing.assert_close(torch.autograd.grad(small, hidden), big_grad, atol=1e-6, rtol=1e-5)
+    small_rows, small_rows_grad = zlpr_with_grad(y_pred, sparse)
+    torch.testing.assert_close(small_rows, rows)
+    torch.testing.assert_close(small_rows_grad, rows_grad)
+
+
+def zlpr_with_grad(y_pred: torch.Tensor, sparse: torch.Tensor, weights: torch.Tensor | None = None):
+    """Sparse loss rows and d (sum of weights * rows) / d y_pred."""
+    y_pred = y_pred.detach().requires_grad_(True)
+    loss = sparse_multilabel_categorical_crossentropy(y_pred, sparse)
+    (grad,) = torch.autograd.grad(loss, y_pred, torch.ones_like(loss) if weights is None else weights)
+    return loss.detach(), grad
+
+
+def test_negative_and_zero_upstream_gradients_match_dense_loss():
+    g = torch.Generator().manual_seed(13)
+    dense, sparse = random_targets(6, 20, 4, seed=13)
+    y_pred = 3 * torch.randn(6, 20, generator=g, dtype=torch.float64)
+    weights = torch.tensor([1.0, -2.0, 0.0, 0.5, -0.1, 3.0], dtype=torch.float64)
+    _, got = zlpr_with_grad(y_pred, sparse, weights)
+    y = y_pred.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(multilabel_categorical_crossentropy(dense, y), y, weights)
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-9)
+    assert (got[2] == 0).all()  # weight 0: exactly no gradient
+
+
+def test_bf16_logits_get_bf16_gradient_close_to_float32():
+    g = torch.Generator().manual_seed(14)
+    _, sparse = random_targets(4, 64, 3, seed=14)
+    y_pred = 2 * torch.randn(4, 64, generator=g)
+    _, grad32 = zlpr_with_grad(y_pred, sparse)
+    _, grad16 = zlpr_with_grad(y_pred.bfloat16(), sparse)
+    assert grad16.dtype == torch.bfloat16
+    torch.testing.assert_close(grad16.float(), grad32, atol=2e-3, rtol=1e-2)
+
+
+def test_pointer_loss_plus_another_use_of_the_logits_sums_both_gradients():
+    egp, hidden, mask, positives = egp_batch(15)
+    weights = torch.randn(3, 4, 6, 6, generator=torch.Generator().manual_seed(15))
+    logits = egp(hidden, mask)
+    live = logits > -1e11
+    total = pointer_loss(logits, positives) + (logits * weights)[live].sum()  # fused path + plain use
+    (grad,) = torch.autograd.grad(total, hidden)
+    logits = egp(hidden, mask) * 1  # generic path for both terms
+    expected_total = pointer_loss(logits, positives) + (logits * weights)[live].sum()
+    (expected,) = torch.autograd.grad(expected_total, hidden)
+    torch.testing.assert_close(grad, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_pointer_loss_in_inference_mode_equals_the_training_value():
+    egp, hidden, mask, positives = egp_batch(16)
+    expected = pointer_loss(egp(hidden, mask), positives)
+    with torch.inference_mode():
+        got = pointer_loss(egp(hidden, mask), positives)
+    torch.testing.assert_close(got, expected.detach())

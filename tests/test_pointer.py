@@ -5,10 +5,12 @@ import math
 import pytest
 import torch
 
+from gplinker.modeling import pointer
 from gplinker.modeling.pointer import (
     EfficientGlobalPointer,
     GlobalPointer,
     apply_rope,
+    egp_parts,
     mask_value,
     sinusoidal_rope,
 )
@@ -204,3 +206,95 @@ def test_bf16_autocast_on_cpu_stays_finite(head_cls):
     assert (out[1, :, 4, 4] == torch.tensor(mask_value(out.dtype), dtype=out.dtype)).all()
     out.float().clamp(min=-1e4).sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in head.parameters())
+
+
+# --- the blockwise implementation (pointer._PairScores) against plain broadcasting autograd ---------
+
+
+def egp_plain(egp: EfficientGlobalPointer, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The EGP formula with plain broadcast adds and one masked_fill, differentiated by autograd."""
+    x = egp.p_dense(hidden)
+    q, k = x[..., ::2], x[..., 1::2]
+    if egp.rope:
+        cos, sin = sinusoidal_rope(hidden.shape[1], egp.head_size, "cpu", x.dtype)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    bias = egp.q_dense(x) / 2  # (B, L, 2H): channel 2h scores the end j, 2h+1 the start i
+    logits = (q @ k.transpose(1, 2))[:, None] / math.sqrt(egp.head_size)
+    logits = logits + bias[..., 1::2].transpose(1, 2)[..., None] + bias[..., ::2].transpose(1, 2)[:, :, None]
+    n = hidden.shape[1]
+    real = mask.bool()
+    masked = ~(real[:, :, None] & real[:, None, :])
+    if egp.tril_mask:
+        masked = masked | torch.ones(n, n, dtype=torch.bool).tril(-1)
+    return logits.masked_fill(masked[:, None], mask_value(logits.dtype))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 40, 1 << 18])  # one cell per block up to one block for all
+@pytest.mark.parametrize("tril_mask", [True, False])
+def test_efficient_global_pointer_blocks_match_plain_autograd(monkeypatch, chunk, tril_mask):
+    monkeypatch.setattr(pointer, "_CHUNK", chunk)
+    torch.manual_seed(0)
+    egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE, tril_mask=tril_mask)
+    hidden, mask = make_inputs(4)
+    hidden.requires_grad_(True)
+    weights = torch.randn(B, HEADS, L, L, generator=torch.Generator().manual_seed(5))
+    out = egp(hidden, mask)
+    (grad,) = torch.autograd.grad((out * weights).sum(), hidden)
+    expected = egp_plain(egp, hidden, mask)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), hidden)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-5, rtol=1e-5)
+
+
+def test_non_finite_padding_still_gives_exact_masked_cells():
+    torch.manual_seed(0)
+    egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE)
+    hidden, mask = make_inputs()
+    clean = egp(hidden, mask)
+    hidden[1, 3:] = float("inf")  # padding of sample 1: its q_dense biases become inf / nan
+    out = egp(hidden, mask)
+    for i in range(L):
+        for j in range(L):
+            if is_masked(mask, 1, i, j, tril_mask=True):
+                assert (out[1, :, i, j] == mask_value(torch.float32)).all()
+    torch.testing.assert_close(out, clean)  # real cells never read padding
+
+
+def test_infinite_gradient_on_masked_cells_passes_nothing():
+    torch.manual_seed(0)
+    egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE)
+    hidden, mask = make_inputs()
+    hidden.requires_grad_(True)
+    out = egp(hidden, mask)
+    weights = torch.ones_like(out)
+    weights[1, :, 4, 4] = float("inf")  # d/d out at a masked (padding) cell; inf * 0 would be nan
+    out.backward(weights)
+    assert torch.isfinite(hidden.grad).all()
+    assert hidden.grad[1, 3:].abs().max().item() == 0.0
+
+
+def test_egp_parts_only_for_fresh_unmodified_logits():
+    torch.manual_seed(0)
+    egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE)
+    hidden, mask = make_inputs()
+    out = egp(hidden, mask)
+    parts = egp_parts(out)
+    assert parts is not None and parts.qk.shape == (B, L, L) and parts.start.shape == (B, HEADS, L)
+    assert egp_parts(out.clone()) is None and egp_parts(out[:1]) is None
+    with torch.no_grad():
+        out[0, 0, 0, 0] = 5.0  # in place, invisible to the graph: the parts no longer describe out
+    assert egp_parts(out) is None
+    with torch.no_grad():
+        assert egp_parts(egp(hidden, mask)) is None  # no autograd node at all
+
+
+@pytest.mark.parametrize("head_cls", [EfficientGlobalPointer, GlobalPointer])
+def test_inference_mode_gives_the_same_logits(head_cls):
+    torch.manual_seed(0)
+    head = head_cls(D, HEADS, HEAD_SIZE)
+    hidden, mask = make_inputs()
+    with torch.no_grad():
+        expected = head(hidden, mask)
+    with torch.inference_mode():
+        out = head(hidden, mask)
+    torch.testing.assert_close(out, expected)

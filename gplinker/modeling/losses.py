@@ -4,12 +4,18 @@ Su Jianlin, kexue.fm/archives/7359: with scores s, positives P and negatives N,
     L = log(1 + sum_{i in P} e^{-s_i}) + log(1 + sum_{j in N} e^{s_j}),
 so every positive is pushed above 0 and every negative below 0 (threshold 0 at decoding).
 All losses compute in at least float32 and use large finite fills, never +-inf.
+The sparse loss has a hand-written backward (_SparseZLPR, _PointerZLPR) that walks rows in
+cache-sized blocks and keeps no copy of the logits; see scripts/bench_heads.py for what it buys.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
+
+from gplinker.modeling.pointer import egp_parts
 
 _BIG = 1e12  # fill for cells excluded from a logsumexp: exp(-_BIG) == 0 in float32/64
 
@@ -33,22 +39,144 @@ def multilabel_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tenso
     return neg_loss + pos_loss
 
 
+def _exp_(x: Tensor) -> Tensor:
+    """In-place exp of x with arguments raised to log(tiny) + 1: no result is subnormal or 0.
+
+    exp of arguments under ~ -87.3 (float32) takes a slow path on x86 (measured 30-75x slower with
+    AVX512), and masked cells (-1e12) are up to half of all span cells. Raising them changes each
+    term by at most e * tiny (3.2e-38 in float32) in sums that are >= 1: far below rounding.
+    """
+    return x.clamp_(min=math.log(torch.finfo(x.dtype).tiny) + 1).exp_()
+
+
+_CHUNK = 1 << 18  # cells per block of rows (1 MiB of float32): each block's temporaries stay in cache
+
+
+def _zlpr_rows(s: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(index, valid, A_N, A_P) for logits s (R, n) and unique positives y_true (R, k), -1 = pad; no autograd.
+
+    A_N = log(1 + sum_{j in N} e^{s_j}) and A_P = log(1 + sum_{i in P} e^{-s_i}), so the loss is A_N + A_P.
+    """
+    rows, n = s.shape
+    work = torch.promote_types(s.dtype, torch.float32)
+    valid = y_true >= 0  # (R, k)
+    index = y_true.clamp(min=0).long()
+    s_pos = torch.gather(s, -1, index).to(work)  # (R, k)
+    lse_pos = _logsumexp_with_zero(torch.where(valid, -s_pos, -_BIG))  # (R,)
+    # A_N exactly: copy a block of rows into [s, 0, sink], knock the positives out with -_BIG
+    # (padding goes to the sink column), then logsumexp in place: no full-size copy of s.
+    sink = torch.where(valid, index, n + 1)  # (R, k)
+    lse_neg = s.new_empty(rows, dtype=work)
+    step = max(1, _CHUNK // (n + 2))
+    buf = s.new_empty(min(rows, step), n + 2, dtype=work)
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        b = buf[: r1 - r0]
+        b[:, :n].copy_(s[r0:r1])
+        b[:, n], b[:, n + 1] = 0.0, -_BIG
+        b.scatter_(-1, sink[r0:r1], -_BIG)
+        top = b.amax(dim=-1, keepdim=True)  # >= 0 thanks to the zero column
+        lse_neg[r0:r1] = _exp_(b.sub_(top)).sum(dim=-1).log_() + top.squeeze(-1)
+    return index, valid, lse_neg, lse_pos
+
+
+class _RowGrads:
+    """Writes d loss / d s for rows of s, given the per-row upstream gradient g (R,).
+
+        d/ds_j = g e^{s_j - A_N}  (j in N),      d/ds_i = -g e^{-s_i - A_P}  (i in P),
+    the first as sign(g) e^{s_j - A_N + log|g|}, so that no product is subnormal.
+    """
+
+    def __init__(self, s: Tensor, index: Tensor, valid: Tensor, lse_neg: Tensor, lse_pos: Tensor, g: Tensor):
+        rows, self.n, self.s = s.shape[0], s.shape[1], s
+        g = g.to(lse_neg.dtype).expand(rows)  # (R,)
+        self.shift = g.abs().log() - lse_neg  # (R,)
+        self.sign = None if bool((g > 0).all()) else g.sign()
+        s_pos = torch.gather(s, -1, index).to(lse_pos.dtype)  # (R, k)
+        values = -(-s_pos - lse_pos[:, None]).exp() * g[:, None]  # (R, k)
+        self.cells = (index + torch.arange(rows, device=s.device)[:, None] * self.n)[valid]  # row-major
+        self.values = values[valid]
+        self.start = [0, *valid.sum(dim=1).cumsum(0).tolist()]  # row r's positives: [start[r], start[r+1])
+
+    def write(self, out: Tensor, r0: int, r1: int) -> Tensor:
+        """Fill out (r1 - r0, n) with the gradient of rows r0..r1."""
+        _exp_(torch.add(self.s[r0:r1], self.shift[r0:r1, None], out=out))
+        if self.sign is not None:
+            out.mul_(self.sign[r0:r1, None])
+        lo, hi = self.start[r0], self.start[r1]  # positives: their negative term is 0, overwrite
+        out.view(-1)[self.cells[lo:hi] - r0 * self.n] = self.values[lo:hi].to(out.dtype)
+        return out
+
+
+class _SparseZLPR(torch.autograd.Function):
+    """Sparse ZLPR per row of s (R, n); the backward writes d loss / d s block by block (see _RowGrads).
+
+    Autograd through the plain formula would keep a full copy of s for the logsumexp and build
+    several full-size gradients (gather, scatter, cat); this keeps s itself (the caller holds it
+    anyway) and two numbers per row.
+    """
+
+    @staticmethod
+    def forward(ctx, s: Tensor, y_true: Tensor) -> Tensor:
+        index, valid, lse_neg, lse_pos = _zlpr_rows(s, y_true)
+        ctx.save_for_backward(s, index, valid, lse_neg, lse_pos)
+        return lse_pos + lse_neg
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss: Tensor):
+        s, index, valid, lse_neg, lse_pos = ctx.saved_tensors
+        writer = _RowGrads(s, index, valid, lse_neg, lse_pos, grad_loss)
+        rows, n = s.shape
+        grad = s.new_empty(s.shape)  # (R, n), contiguous: the only full-size tensor of the backward
+        step = max(1, _CHUNK // n)
+        buf = None if grad.dtype == lse_neg.dtype else s.new_empty(min(rows, step), n, dtype=lse_neg.dtype)
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            if buf is None:
+                writer.write(grad[r0:r1], r0, r1)
+            else:
+                grad[r0:r1].copy_(writer.write(buf[: r1 - r0], r0, r1))
+        return grad, None
+
+
+class _PointerZLPR(torch.autograd.Function):
+    """Sparse ZLPR of EGP logits, back-propagated straight into the head's (qk, start, end).
+
+    Each (batch, head) block of d loss / d logits is written into a cache-sized buffer and reduced
+    at once (PairScoreParts.backward_by_blocks): the full (B, H, L, L) gradient is never built.
+    """
+
+    @staticmethod
+    def forward(ctx, qk: Tensor, start: Tensor, end: Tensor, s: Tensor, y_true: Tensor, parts) -> Tensor:
+        index, valid, lse_neg, lse_pos = _zlpr_rows(s, y_true)  # qk, start, end: only graph edges
+        ctx.save_for_backward(s, index, valid, lse_neg, lse_pos)
+        ctx.parts = parts
+        return lse_pos + lse_neg
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss: Tensor):
+        s, index, valid, lse_neg, lse_pos = ctx.saved_tensors
+        writer = _RowGrads(s, index, valid, lse_neg, lse_pos, grad_loss)
+        heads = ctx.parts.start.shape[1]
+
+        def fill(block: Tensor, bs: slice, hs: slice) -> None:
+            r0, r1 = bs.start * heads + hs.start, (bs.stop - 1) * heads + hs.stop  # rows b * H + h
+            writer.write(block.view(r1 - r0, -1), r0, r1)
+
+        return (*ctx.parts.backward_by_blocks(fill, lse_neg.dtype), None, None, None)
+
+
 def sparse_multilabel_categorical_crossentropy(y_pred: Tensor, y_true: Tensor) -> Tensor:
     """ZLPR loss (...) from logits y_pred (..., n) and unique positive indices y_true (..., k), -1 = pad."""
     # Sparse form of kexue.fm/archives/8888 (no dense labels). Its negative term
     #   log(1 + sum_N e^s) = A + log(1 - e^{logsumexp(s_P) - A}),  A = log(1 + sum_all e^s),
     # cancels in float32 once a positive dominates (the eps clip then gives loss ~4 and a gradient
-    # pushing that positive DOWN). Instead we knock the positives out of one copy of [s, 0] with a
-    # scatter: same memory as the trick's concat, exact. Padding scatters into a -_BIG sink column.
-    s = _float(y_pred)
-    n, valid = s.shape[-1], y_true >= 0  # valid: (..., k)
-    s_pos = torch.gather(s, -1, y_true.clamp(min=0).long())  # (..., k)
-    pos_loss = _logsumexp_with_zero(torch.where(valid, -s_pos, -_BIG))
-    zero_sink = s.new_tensor([0.0, -_BIG]).expand(s.shape[:-1] + (2,))
-    s_neg = torch.cat([s, zero_sink], dim=-1)  # (..., n + 2), fresh copy
-    s_neg.scatter_(-1, torch.where(valid, y_true, n + 1).long(), -_BIG)
-    neg_loss = torch.logsumexp(s_neg, dim=-1)
-    return pos_loss + neg_loss
+    # pushing that positive DOWN). _zlpr_rows instead knocks the positives out of [s, 0]: exact.
+    s = y_pred.reshape(-1, y_pred.shape[-1])  # (R, n)
+    loss = _SparseZLPR.apply(s, y_true.reshape(s.shape[0], y_true.shape[-1]))  # (R,)
+    return loss.view(y_pred.shape[:-1])
 
 
 def soft_multilabel_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> Tensor:
@@ -69,5 +197,10 @@ def soft_multilabel_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> 
 def pointer_loss(logits: Tensor, positives: Tensor) -> Tensor:
     """Sparse ZLPR over span logits (B, H, L, L) and flat cells i*L+j (B, H, K): sum heads, mean batch."""
     b, h, l, _ = logits.shape
-    loss = sparse_multilabel_categorical_crossentropy(logits.reshape(b, h, l * l), positives)  # (B, H)
+    parts = egp_parts(logits)
+    if parts is None:
+        loss = sparse_multilabel_categorical_crossentropy(logits.reshape(b, h, l * l), positives)  # (B, H)
+    else:  # fresh EfficientGlobalPointer logits: same loss, leaner backward
+        s, y_true = logits.detach().view(b * h, l * l), positives.reshape(b * h, positives.shape[-1])
+        loss = _PointerZLPR.apply(parts.qk, parts.start, parts.end, s, y_true, parts).view(b, h)
     return loss.sum(dim=1).mean()

@@ -8,9 +8,16 @@ heads and gives each head two cheap linear terms instead:
     s_h(i, j) = q_i^T k_j / sqrt(d) + w_{h,start}^T x_i / 2 + w_{h,end}^T x_j / 2,   x = [q; k].
 Padding rows/columns and, optionally, the lower triangle i > j are masked with a large finite
 negative (never -inf, so fp16/bf16 stay finite and the loss never sees inf - inf).
+
+Speed and memory (scripts/bench_heads.py): the EGP logits are written in cache-sized blocks by one
+autograd Function (_PairScores) that keeps only the small parts qk (B, L, L), start/end (B, H, L)
+and the mask; losses.pointer_loss finds them on the logits' node (egp_parts) and back-propagates
+into them block by block, so no (B, H, L, L) tensor other than the logits themselves is ever built.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -37,16 +44,118 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + rotated * sin
 
 
+def _dropped_cells(mask: Tensor, tril_mask: bool) -> Tensor:
+    """Bool (B, L, L): True where cell (i, j) is masked (i or j padding, or i > j with tril_mask)."""
+    keep = mask.bool()  # (B, L)
+    drop = ~(keep[:, :, None] & keep[:, None, :])  # (B, L, L), by broadcasting: no ones_like/tril tensors
+    if tril_mask:
+        pos = torch.arange(mask.shape[-1], device=mask.device)
+        drop |= pos[:, None] > pos[None, :]  # (L, L)
+    return drop
+
+
 def _mask_logits_(logits: Tensor, mask: Tensor, tril_mask: bool) -> Tensor:
     """Fill padded rows/columns and (optionally) cells i > j of fresh logits (B, H, L, L) in place."""
-    pad = ~mask.bool()  # (B, L)
-    value = mask_value(logits.dtype)
-    logits.masked_fill_(pad[:, None, :, None], value)  # rows i: (B, 1, L, 1)
-    logits.masked_fill_(pad[:, None, None, :], value)  # columns j: (B, 1, 1, L)
-    if tril_mask:
-        pos = torch.arange(logits.shape[-1], device=logits.device)
-        logits.masked_fill_(pos[:, None] > pos[None, :], value)  # (L, L)
-    return logits
+    return logits.masked_fill_(_dropped_cells(mask, tril_mask)[:, None], mask_value(logits.dtype))
+
+
+_CHUNK = 1 << 18  # cells per block (1 MiB of float32): each block's temporaries stay in cache
+
+
+def _blocks(b: int, h: int, l: int) -> list[tuple[slice, slice]]:
+    """(batch slice, head slice) blocks of about _CHUNK cells covering a (b, h, l, l) tensor, in order."""
+    if h * l * l <= _CHUNK:
+        step = _CHUNK // (h * l * l)
+        return [(slice(b0, min(b, b0 + step)), slice(0, h)) for b0 in range(0, b, step)]
+    step = max(1, _CHUNK // (l * l))
+    return [(slice(b0, b0 + 1), slice(h0, min(h, h0 + step))) for b0 in range(b) for h0 in range(0, h, step)]
+
+
+@dataclass(eq=False)
+class PairScoreParts:
+    """What EGP logits are made of: logits[b,h,i,j] = qk[b,i,j] + start[b,h,i] + end[b,h,j], drop masked.
+
+    Kept on the logits' autograd node, so that pointer_loss can back-propagate straight into qk, start
+    and end block by block (see egp_parts) and d loss / d logits (B, H, L, L) is never built.
+    """
+
+    qk: Tensor  # (B, L, L)
+    start: Tensor  # (B, H, L)
+    end: Tensor  # (B, H, L)
+    drop: Tensor  # (B, L, L) bool
+    version: int  # the logits' version counter after the forward: any later in-place change differs
+
+    def backward_by_blocks(self, fill_block, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+        """Grads w.r.t. (qk, start, end); fill_block(block, bs, hs) writes d loss / d logits[bs, hs] into block."""
+        grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=False)
+        if not all(g.isfinite().all() for g in grads):  # inf * 0 = nan at a masked cell: mask exactly
+            grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=True)
+        return tuple(g.to(x.dtype) for g, x in zip(grads, (self.qk, self.start, self.end)))
+
+
+def _reduce_blocks(fill_block, drop: Tensor, shape: torch.Size, dtype: torch.dtype, exact: bool):
+    """Sum each filled block, with masked cells zeroed, over heads (-> qk), ends j (-> start), starts i (-> end)."""
+    b, h, l = shape
+    grad_qk = drop.new_zeros(b, l, l, dtype=dtype)
+    grad_start, grad_end = drop.new_empty(b, h, l, dtype=dtype), drop.new_empty(b, h, l, dtype=dtype)
+    keep = (~drop).to(dtype)[:, None]  # (B, 1, L, L)
+    blocks = _blocks(b, h, l)
+    bs0, hs0 = blocks[0]  # the first block is the largest
+    buf = drop.new_empty((bs0.stop - bs0.start) * (hs0.stop - hs0.start) * l * l, dtype=dtype)  # reused
+    for bs, hs in blocks:
+        block = buf[: (bs.stop - bs.start) * (hs.stop - hs.start) * l * l].view(-1, hs.stop - hs.start, l, l)
+        fill_block(block, bs, hs)  # (b, h, L, L)
+        if exact:
+            block.masked_fill_(drop[bs, None], 0)  # masked cells pass no gradient
+        else:
+            block.mul_(keep[bs])  # same, vectorised (masked_fill_ runs ~7x slower on CPU)
+        grad_qk[bs] += block.sum(dim=1)
+        torch.sum(block, dim=3, out=grad_start[bs, hs])
+        torch.sum(block, dim=2, out=grad_end[bs, hs])
+    return grad_qk, grad_start, grad_end
+
+
+class _PairScores(torch.autograd.Function):
+    """logits[b, h, i, j] = qk[b, i, j] + start[b, h, i] + end[b, h, j], dropped cells = mask_value.
+
+    Same values as broadcast adds plus masked_fill_, computed block by block (cache sized) as
+        logits = where(drop, value, qk) + keep * (start_i + end_j),   keep = 1 - drop,
+    i.e. two vectorised passes, exact as long as start and end are finite (else the masked cells are
+    filled again). The backward masks and reduces the incoming gradient block by block, so no masked
+    full-size copy (B, H, L, L) is built.
+    """
+
+    @staticmethod
+    def forward(ctx, qk: Tensor, start: Tensor, end: Tensor, drop: Tensor) -> Tensor:
+        b, h, l = start.shape
+        dtype = torch.promote_types(qk.dtype, torch.promote_types(start.dtype, end.dtype))
+        value = mask_value(dtype)
+        base = torch.where(drop, value, qk.to(dtype))[:, None]  # (B, 1, L, L)
+        keep = (~drop).to(dtype)[:, None]  # (B, 1, L, L)
+        row = start.to(dtype).contiguous()[..., None]  # (B, H, L, 1): contiguous, or the adds crawl
+        col = end.to(dtype).contiguous()[:, :, None]  # (B, H, 1, L)
+        out = qk.new_empty(b, h, l, l, dtype=dtype)
+        for bs, hs in _blocks(b, h, l):
+            block = torch.add(row[bs, hs], col[bs, hs], out=out[bs, hs])  # (b, h, L, L)
+            torch.addcmul(base[bs], block, keep[bs], out=block)
+        if not (row.isfinite().all() and col.isfinite().all()):
+            out.masked_fill_(drop[:, None], value)
+        version = -1 if out.is_inference() else out._version  # inference tensors have no version counter
+        ctx.parts = PairScoreParts(qk, start, end, drop, version)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        grads = ctx.parts.backward_by_blocks(lambda block, bs, hs: block.copy_(grad[bs, hs]), grad.dtype)
+        return (*grads, None)
+
+
+def egp_parts(logits: Tensor) -> PairScoreParts | None:
+    """The parts behind logits returned by an EfficientGlobalPointer under autograd, unmodified since; else None."""
+    node = logits.grad_fn
+    parts = getattr(node, "parts", None) if type(node) is _PairScores._backward_cls else None
+    return parts if parts is not None and logits._version == parts.version else None
 
 
 class EfficientGlobalPointer(nn.Module):
@@ -68,8 +177,7 @@ class EfficientGlobalPointer(nn.Module):
         logits = torch.einsum("bmd,bnd->bmn", qw, kw) / self.head_size**0.5  # (B, L, L)
         bias = self.q_dense(x).transpose(1, 2) / 2  # (B, 2H, L)
         # even channels score the end j, odd channels the start i
-        logits = logits[:, None] + bias[:, ::2, None] + bias[:, 1::2, :, None]  # (B, H, L, L)
-        return _mask_logits_(logits, mask, self.tril_mask)
+        return _PairScores.apply(logits, bias[:, 1::2], bias[:, ::2], _dropped_cells(mask, self.tril_mask))
 
 
 class GlobalPointer(nn.Module):
