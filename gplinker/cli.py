@@ -59,12 +59,14 @@ def eval_(
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
+                                           help="allow the model dir's own code to run (off: never trust a dir from elsewhere)"),
 ):
     """Score a saved model on labelled data: strict span/triple/event F1 and the official scores."""
     from gplinker.experiment import evaluate_dir, write_errors
 
     try:
-        result = evaluate_dir(model_dir, data, format, skip_invalid, device, batch_size)
+        result = evaluate_dir(model_dir, data, format, skip_invalid, device, batch_size, trust_remote_code)
     except GPLinkerError as exc:
         fail(exc)
     print_scores(result.scores, f"{data} ({len(result.examples)} examples)")
@@ -94,28 +96,39 @@ def predict(
     threshold: Optional[float] = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
     runtime: str = typer.Option("auto", help="torch | onnx (a dir written by `gplinker export`, CPU onnxruntime) | "
                                              "auto (torch when the dir has model.safetensors, else onnx)"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
+                                           help="allow the model dir's own code to run (off: never trust a dir from elsewhere)"),
 ):
-    """Predict on JSONL: exactly one output line per input line, in order; bad lines carry an `error` field."""
+    """Predict on JSONL: exactly one output line per input line, in order; bad lines carry an `error` field.
+
+    Under `torchrun --nproc_per_node N -m gplinker predict ...` the ranks share the work and rank 0
+    writes one ordered output.
+    """
+    from gplinker import distributed
     from gplinker.experiment import predict_lines, read_text_lines
     from gplinker.predict import Predictor
 
     try:
+        rank_device = distributed.setup(device)
         overrides = {} if threshold is None else {"threshold": threshold}
-        predictor = Predictor.from_pretrained(model_dir, device=device, batch_size=batch_size, runtime=runtime,
-                                              **overrides)
+        predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
+                                              runtime=runtime, trust_remote_code=trust_remote_code, **overrides)
         lines = read_text_lines(input)
-        sink = open(output, "w", encoding="utf-8") if output else sys.stdout
+        main = distributed.is_main()
+        sink = open(output, "w", encoding="utf-8") if output and main else sys.stdout
         try:
             summary = predict_lines(predictor, lines, lambda s: sink.write(s + "\n"),
                                     source=input if input != "-" else "<stdin>")
         finally:
-            if output:
+            if output and main:
                 sink.close()
     except GPLinkerError as exc:
         fail(exc)
-    console.print(f"{summary.lines} line(s) predicted, {summary.errors} with errors")
-    for message in summary.first_errors:
-        console.print(f"  [yellow]{message}[/]", highlight=False)
+    if distributed.is_main():
+        console.print(f"{summary.lines} line(s) predicted, {summary.errors} with errors")
+        for message in summary.first_errors:
+            console.print(f"  [yellow]{message}[/]", highlight=False)
+    distributed.teardown()
 
 
 @app.command()

@@ -7,6 +7,7 @@ threshold are found with one `nonzero` per head and batch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,8 +24,11 @@ class Predictor:
 
     def __init__(self, model, tokenizer, task: Task, max_length: int, stride: int, threshold: float = 0.0,
                  batch_size: int = 64, device: str | torch.device = "cpu", amp: str = "off",
-                 char_level: bool = False):
+                 char_level: bool = False, runtime=None):
         self.model, self.tokenizer, self.task = model, tokenizer, task
+        # runtime: None = the PyTorch `model`; else a callable (input_ids, attention_mask) -> {head: logits}
+        # giving the same logits, e.g. gplinker.export.OnnxLogits (then `model` may be None)
+        self.runtime = runtime
         self.encoder = WindowEncoder(tokenizer, max_length, stride, char_level)
         self.threshold, self.batch_size = threshold, batch_size
         self.device = torch.device(device)
@@ -33,23 +37,36 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str = "auto", batch_size: int = 64,
-                        trust_remote_code: bool = False, **overrides) -> "Predictor":
-        """Load a model dir written by `gplinker train` (config.json, model.safetensors, tokenizer)."""
+                        trust_remote_code: bool = False, runtime: str = "auto", **overrides) -> "Predictor":
+        """Load a model dir written by `gplinker train` (config.json, model.safetensors, tokenizer).
+
+        runtime: "torch" (model.safetensors), "onnx" (model.onnx written by `gplinker export`, CPU
+        onnxruntime) or "auto" (torch when model.safetensors exists, else onnx).
+        """
         from gplinker.modeling.encoders import load_tokenizer
         from gplinker.modeling.model import GPLinkerModel
         from gplinker.tasks import build_task
         from gplinker.data.schema import Schema
         from gplinker.training import pick_device
 
-        model, section = GPLinkerModel.load(model_dir, trust_remote_code=trust_remote_code)
-        tokenizer = load_tokenizer(str(model_dir), model.encoder.config.model_type, trust_remote_code)
+        runtime = pick_runtime(Path(model_dir), runtime)
+        if runtime == "onnx":
+            from gplinker.export import OnnxLogits
+
+            session, model = OnnxLogits.load(model_dir), None
+            config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+            section, model_type, dev = config["gplinker"], config.get("model_type", "bert"), torch.device("cpu")
+        else:
+            session = None
+            model, section = GPLinkerModel.load(model_dir, trust_remote_code=trust_remote_code)
+            model_type, dev = model.encoder.config.model_type, pick_device(device)
+            model.to(dev).eval()
+        tokenizer = load_tokenizer(str(model_dir), model_type, trust_remote_code)
         task = build_task(section["task"], Schema.from_dict(section["schema"]))
         settings = {"max_length": section["max_length"], "stride": section["stride"],
                     "threshold": section.get("threshold", 0.0), "char_level": section.get("char_level", False),
                     **overrides}
-        dev = pick_device(device)
-        model.to(dev).eval()
-        return cls(model, tokenizer, task, batch_size=batch_size, device=dev, **settings)
+        return cls(model, tokenizer, task, batch_size=batch_size, device=dev, runtime=session, **settings)
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]:
         """One merged prediction per example, in input order."""
@@ -64,25 +81,59 @@ class Predictor:
     def decode_windows(self, windows) -> list[Prediction]:
         """Run the model over windows in length-sorted batches; decode each window; input order kept."""
         out: list[Prediction | None] = [None] * len(windows)
-        was_training = self.model.training
-        self.model.eval()
+        was_training = self.model is not None and self.model.training
+        if was_training:
+            self.model.eval()
         for indices in inference_batches([len(w) for w in windows], self.batch_size):
             batch = [windows[k] for k in indices]
             inputs = {k: v.to(self.device) for k, v in collate(batch, self.pad_id).items()}
-            with autocast(self.amp, self.device):
-                logits = self.model(**inputs).logits
-            cells = cells_above(logits, self.threshold, len(batch))
+            cells = cells_above(self.logits(inputs), self.threshold, len(batch))
             for b, k in enumerate(indices):
                 out[k] = self.task.decode(windows[k], cells[b])
-        self.model.train(was_training)
+        if was_training:
+            self.model.train()
         return out  # type: ignore[return-value]
 
+    def logits(self, inputs: dict) -> dict[str, torch.Tensor]:
+        """Logits per head (B, C, L, L) of a collated batch, from the runtime or the PyTorch model."""
+        if self.runtime is not None:
+            return self.runtime(inputs["input_ids"], inputs["attention_mask"])
+        with autocast(self.amp, self.device):
+            return self.model(**inputs).logits
 
-def cells_above(logits: dict[str, torch.Tensor], threshold: float, batch_size: int) -> list[ScoredCells]:
-    """Per batch row: head -> [(channel, i, j, logit)] for every cell with logit > threshold."""
+
+def pick_runtime(model_dir: Path, runtime: str) -> str:
+    """torch | onnx; "auto" is torch when the dir has PyTorch weights, else onnx when it has model.onnx."""
+    from gplinker.errors import ConfigError
+
+    if runtime not in ("auto", "torch", "onnx"):
+        raise ConfigError(f"runtime must be auto, torch or onnx, got '{runtime}'")
+    if runtime == "auto":
+        has_onnx = (model_dir / "model.onnx").is_file() and not (model_dir / "model.safetensors").is_file()
+        return "onnx" if has_onnx else "torch"
+    return runtime
+
+
+MAX_CELLS = 4096  # per head and window: far above what a trained model predicts, bounds an untrained one
+
+
+def cells_above(logits: dict[str, torch.Tensor], threshold: float, batch_size: int,
+                max_cells: int = MAX_CELLS) -> list[ScoredCells]:
+    """Per batch row: head -> [(channel, i, j, logit)] for every cell with logit > threshold.
+
+    A window with more than `max_cells` such cells in one head (an untrained model scores about
+    half of its L×L cells above 0) keeps its `max_cells` highest, so decoding stays fast.
+    """
     rows: list[ScoredCells] = [{name: [] for name in logits} for _ in range(batch_size)]
     for name, x in logits.items():  # x: (B, C, L, L)
-        idx = (x > threshold).nonzero()  # (N, 4): b, c, i, j
+        above = x > threshold
+        counts = above.flatten(1).sum(1)  # (B,)
+        if int(counts.max()) > max_cells:
+            flat = x.flatten(1)  # (B, C*L*L)
+            kth = flat.float().topk(min(max_cells, flat.shape[1]), dim=1).values[:, -1]  # (B,)
+            crowded = (counts > max_cells).view(-1, 1, 1, 1)
+            above &= ~crowded | (x.float() >= kth.view(-1, 1, 1, 1))
+        idx = above.nonzero()  # (N, 4): b, c, i, j
         if idx.numel() == 0:
             continue
         scores = x[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]].float().tolist()

@@ -1,0 +1,213 @@
+"""Decoding time as a share of forward time, for NER, relations and events, at the eval batch size.
+
+Forward: GPLinkerModel (BERT-base-sized encoder with random weights + the task's heads) on B full
+windows of L tokens, under inference_mode. Decoding: what Predictor does after the forward:
+`cells_above` (threshold + nonzero on every head) and `task.decode` of every window. The decoded
+logits are "trained-ish": live cells ~ N(-8, 2²) (a trained model is confident about negatives),
+masked cells as the heads mask them, and a few positives per window placed as the task's targets
+place gold items, plus 2 stray positive cells per head and window:
+  - NER (10 types, CLUENER): 4 entities per window
+  - relations (48 predicates, DuIE 2.0): 3 triples per window (entity, head-link, tail-link cells)
+  - events (65 types × 4 roles, DuEE-like): 2 events of 4 arguments, all their head/tail links
+Goal (issue 6): decode <= 5% of forward.
+
+Also the event clique search on a dense worst case: one window with 40 arguments of one event type
+(the event task's cap per type), every pair linked (K40) and a random 90% of pairs linked
+(G(40, 0.9), the density where maximal cliques peak), timed through EventTask.decode. Goal < 50 ms.
+
+    python scripts/bench_decode.py              # B 64, L 128, BERT-base sizes
+    python scripts/bench_decode.py --smoke      # tiny shapes, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import os
+import platform
+import random
+import statistics
+import time
+
+import torch
+
+from gplinker.data.encoding import SPECIAL, Window
+from gplinker.data.examples import TRIGGER_ROLE
+from gplinker.data.schema import Schema
+from gplinker.modeling.model import GPLinkerModel
+from gplinker.predict import cells_above
+from gplinker.tasks.event import EventTask
+from gplinker.tasks.ner import NerTask
+from gplinker.tasks.relation import RelationTask
+
+BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=21128)
+TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=500)
+MASK = -1e12
+
+
+def machine() -> str:
+    """CPU model, cores, torch threads, load average and date: the context every table needs."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"load avg {load}, {datetime.datetime.now():%Y-%m-%d %H:%M}")
+
+
+def tasks(scale: float = 1.0) -> dict:
+    """NER / relation / event tasks with label sets of the real data sets' sizes (scaled down for --smoke)."""
+    n = lambda k: max(2, int(k * scale))  # noqa: E731
+    roles = [TRIGGER_ROLE, "时间", "地点", "参与者"]
+    return {
+        "ner": NerTask(Schema(task="ner", entity_types=[f"t{k}" for k in range(n(10))])),
+        "relation": RelationTask(Schema(task="relation", predicates=[f"p{k}" for k in range(n(48))])),
+        "event": EventTask(Schema(task="event", event_roles=[(f"e{k}", r) for k in range(n(65)) for r in roles])),
+    }
+
+
+def full_window(b: int, length: int) -> Window:
+    """A window of `length` positions: [CLS], one character per token, [SEP]."""
+    spans = [SPECIAL] + [(k, k + 1) for k in range(length - 2)] + [SPECIAL]
+    return Window(example_index=b, input_ids=[0] * length, char_spans=spans)
+
+
+def gold_cells(name: str, task, length: int, rng: random.Random) -> dict[str, set]:
+    """Positive cells of one window, placed as the task's targets place gold items."""
+    span = lambda: (lambda i: (i, i + rng.randrange(4)))(rng.randrange(1, length - 5))  # noqa: E731
+    cells: dict[str, set] = {h.name: set() for h in task.heads()}
+    if name == "ner":
+        for _ in range(4):
+            cells["entities"].add((rng.randrange(len(task.types)), *span()))
+    elif name == "relation":
+        for _ in range(3):
+            (sh, st), (oh, ot), ch = span(), span(), rng.randrange(len(task.channels))
+            cells["entities"] |= {(0, sh, st), (1, oh, ot)}
+            cells["heads"].add((ch, sh, oh))
+            cells["tails"].add((ch, st, ot))
+    else:
+        for _ in range(2):
+            event_type = rng.choice(task.schema.event_types())
+            labels = [c for c, (t, _) in enumerate(task.labels) if t == event_type]
+            placed = [(c, *span()) for c in labels]
+            cells["arguments"] |= set(placed)
+            for (_, h1, t1), (_, h2, t2) in itertools.combinations(placed, 2):
+                cells["head_links"].add((0, min(h1, h2), max(h1, h2)))
+                cells["tail_links"].add((0, min(t1, t2), max(t1, t2)))
+    return cells
+
+
+def trained_ish_logits(name: str, task, batch: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Logits per head (B, C, L, L): N(-8, 2²), masked like the heads, gold positives at +4, 2 strays per head."""
+    g = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
+    out = {}
+    golds = [gold_cells(name, task, length, rng) for _ in range(batch)]
+    pos = torch.arange(length)
+    live = torch.ones(length, dtype=torch.bool)
+    live[0] = live[-1] = False  # specials: decodable cells never touch them, the model still scores them
+    for head in task.heads():
+        x = torch.randn(batch, head.channels, length, length, generator=g) * 2 - 8  # (B, C, L, L)
+        if head.tril_mask:
+            x.masked_fill_(pos[:, None] > pos[None, :], MASK)
+        for b, gold in enumerate(golds):
+            for c, i, j in gold[head.name]:
+                x[b, c, i, j] = 4.0
+            for _ in range(2):
+                i, j = sorted(rng.sample(range(1, length - 1), 2))
+                x[b, rng.randrange(head.channels), i, j] = 0.5
+        out[head.name] = x
+    return out
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def dense_event_window(task: EventTask, n: int, density: float, seed: int = 0):
+    """One window with n arguments of one event type (the first a trigger); a share `density` of pairs linked."""
+    rng = random.Random(seed)
+    labels = [c for c, (t, _) in enumerate(task.labels) if t == task.labels[0][0]]  # trigger first
+    length = 2 * n + 2
+    args = [(labels[0] if k == 0 else rng.choice(labels[1:]), 1 + 2 * k, 2 + 2 * k) for k in range(n)]
+    cells = {"arguments": [(c, i, j, 3.0) for c, i, j in args], "head_links": [], "tail_links": []}
+    for (_, h1, t1), (_, h2, t2) in itertools.combinations(args, 2):
+        if rng.random() < density:
+            cells["head_links"].append((0, h1, h2, 2.0))
+            cells["tail_links"].append((0, t1, t2, 2.0))
+    return full_window(0, length), cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64, help="eval batch size (train.eval_batch_size default)")
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3, help="forward passes timed per task (median)")
+    parser.add_argument("--decode-repeats", type=int, default=5)
+    parser.add_argument("--arguments", type=int, default=40, help="arguments in the dense event worst case")
+    parser.add_argument("--smoke", action="store_true", help="tiny encoder and shapes: checks the script runs")
+    args = parser.parse_args()
+    sizes, scale = BASE, 1.0
+    if args.smoke:
+        sizes, scale, args.batch, args.length, args.repeats, args.decode_repeats = TINY, 0.1, 4, 24, 1, 1
+        args.arguments = 12
+
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    encoder = BertModel(BertConfig(**sizes, max_position_embeddings=512), add_pooling_layer=False).eval()
+    ids = torch.randint(5, sizes["vocab_size"], (args.batch, args.length))
+    mask = torch.ones_like(ids)
+    windows = [full_window(b, args.length) for b in range(args.batch)]
+    rows = []
+    for name, task in tasks(scale).items():
+        model = GPLinkerModel(encoder, task.heads(), "egp", 64).eval()
+        with torch.inference_mode():
+            forward = median_time(lambda: model(input_ids=ids, attention_mask=mask), args.repeats)
+        logits = trained_ish_logits(name, task, args.batch, args.length)
+
+        def decode() -> list:
+            cells = cells_above(logits, 0.0, args.batch)
+            return [task.decode(w, c) for w, c in zip(windows, cells)]
+
+        decode_s = median_time(decode, args.decode_repeats)
+        found = sum(len(p) for p in decode())
+        channels = sum(h.channels for h in task.heads())
+        rows.append((name, channels, forward, decode_s, found))
+
+    event = tasks(scale)["event"]
+    cliques = []
+    for label, density in ((f"K{args.arguments} (all pairs linked)", 1.0), (f"G({args.arguments}, 0.9)", 0.9)):
+        window, cells = dense_event_window(event, args.arguments, density)
+        seconds = median_time(lambda: event.decode(window, cells), max(3, args.decode_repeats))
+        cliques.append((label, seconds, len(event.decode(window, cells))))
+
+    print(f"# bench_decode: {machine()}")
+    print(f"# encoder {sizes['num_hidden_layers']} layers, hidden {sizes['hidden_size']} (random); B {args.batch}, "
+          f"L {args.length}; forward median of {args.repeats}, decode median of {args.decode_repeats}")
+    print("| task | head channels | forward s | decode s | decode / forward | items decoded |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, channels, forward, decode_s, found in rows:
+        print(f"| {name} | {channels} | {forward:.3f} | {decode_s:.4f} | {100 * decode_s / forward:.2f}% | {found} |")
+    print()
+    print("| event clique search (EventTask.decode, one window) | median ms | events |")
+    print("|---|---:|---:|")
+    for label, seconds, n in cliques:
+        print(f"| {label} | {1000 * seconds:.1f} | {n} |")
+    worst_share = max(d / f for _, _, f, d, _ in rows)
+    worst_clique = max(s for _, s, _ in cliques)
+    print(f"goals: decode <= 5% of forward: {'met' if worst_share <= 0.05 else 'NOT met'} "
+          f"(worst {100 * worst_share:.2f}%); clique search < 50 ms: "
+          f"{'met' if worst_clique < 0.05 else 'NOT met'} (worst {1000 * worst_clique:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The benchmark scripts run end to end in --smoke mode (tiny shapes) and print their tables; no timing is asserted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+HEADERS = {
+    "bench_predict.py": ["| variant | median s | lines/s | windows/s | speed-up vs fixed padding |",
+                         "| input lines | seconds | RSS after load MB | peak RSS MB |"],
+    "bench_decode.py": ["| task | head channels | forward s | decode s | decode / forward | items decoded |",
+                        "| event clique search (EventTask.decode, one window) | median ms | events |"],
+    "bench_train.py": ["| step | wall median s | wall min s | wall max s | CPU median s | ratio (wall) | ratio (CPU) |"],
+    "bench_cache.py": ["| stage | median s | speed-up |"],
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_runs() -> dict:
+    """Every script started at once with --smoke (they are mostly import time), then collected."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("GPLINKER_CACHE_DIR", None)
+    procs = {name: subprocess.Popen([sys.executable, str(REPO / "scripts" / name), "--smoke"], cwd=REPO, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in HEADERS}
+    return {name: (p.wait(timeout=600), *p.communicate()) for name, p in procs.items()}
+
+
+@pytest.mark.parametrize("script", sorted(HEADERS))
+def test_smoke_run_exits_0_and_prints_its_tables(smoke_runs, script):
+    code, out, err = smoke_runs[script]
+    assert code == 0, err[-3000:]
+    assert f"# {script.removesuffix('.py')}:" in out  # the machine/date line
+    for header in HEADERS[script]:
+        assert header in out, out
+    assert "goal" in out
