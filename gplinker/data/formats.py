@@ -32,6 +32,9 @@ class ReadReport:
         return Counter(e.message.split(":")[0] for e in self.skipped)
 
 
+JSON_WHITESPACE = " \t\r\n"
+
+
 class LineError(ValueError):
     """Raised inside a line parser; the reader adds `file:line` and turns it into a DataError."""
 
@@ -52,7 +55,7 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, Any | DataError]]:
                 yield lineno, DataError(path, lineno, f"invalid UTF-8 at byte {exc.start}")
                 continue
             line = line.rstrip("\r\n")
-            if not line.strip():
+            if not line.strip(JSON_WHITESPACE):  # only JSON's own whitespace makes a blank line
                 continue
             try:
                 obj = json.loads(line)
