@@ -1,0 +1,75 @@
+"""Time maximal_cliques and assemble_events on dense worst cases of event decoding.
+
+Graphs on n nodes (default 40, the event task's cap of arguments per type and window):
+the complete graph K_n, K_n minus a few disjoint edges, K_n minus random edges, and random graphs
+G(n, p) with p = 0.5 and 0.9 (where the number of maximal cliques peaks). For assemble_events,
+node 0 is the trigger and the others are arguments of one event type, as after decoding.
+
+    python scripts/bench_cliques.py                # n = 40, median of 7 runs
+    python scripts/bench_cliques.py --n 64 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import statistics
+import time
+
+from gplinker.data.examples import TRIGGER_ROLE, Span
+from gplinker.tasks.cliques import assemble_events, maximal_cliques
+
+
+def complete_minus(n: int, removed: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Edges of K_n without `removed` (pairs given as (min, max))."""
+    return [e for e in itertools.combinations(range(n), 2) if e not in removed]
+
+
+def random_graph(n: int, p: float, seed: int) -> list[tuple[int, int]]:
+    """G(n, p): each of the n(n-1)/2 edges kept with probability p."""
+    rng = random.Random(seed)
+    return [e for e in itertools.combinations(range(n), 2) if rng.random() < p]
+
+
+def graphs(n: int) -> list[tuple[str, list[tuple[int, int]]]]:
+    rng = random.Random(0)
+    pairs = list(itertools.combinations(range(n), 2))
+    return [
+        (f"K{n}", complete_minus(n, set())),
+        (f"K{n} - 3 disjoint edges", complete_minus(n, {(0, 1), (2, 3), (4, 5)})),
+        (f"K{n} - 10 random edges", complete_minus(n, set(rng.sample(pairs, 10)))),
+        (f"G({n}, 0.9) seed 1", random_graph(n, 0.9, 1)),
+        (f"G({n}, 0.9) seed 2", random_graph(n, 0.9, 2)),
+        (f"G({n}, 0.5) seed 1", random_graph(n, 0.5, 1)),
+    ]
+
+
+def median_seconds(fn, repeats: int) -> tuple[float, object]:
+    """Median wall time of `repeats` calls of fn(), and the last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=40, help="nodes (arguments of one event type)")
+    parser.add_argument("--repeats", type=int, default=7, help="runs per graph; the median is reported")
+    args = parser.parse_args()
+
+    arguments = [("类型", Span(k, k + 1, TRIGGER_ROLE if k == 0 else "角色")) for k in range(args.n)]
+    print(f"{'graph':<24} {'edges':>6} {'cliques':>8} {'events':>7} {'maximal_cliques ms':>19} {'assemble_events ms':>19}")
+    for name, edges in graphs(args.n):
+        t_cliques, cliques = median_seconds(lambda: maximal_cliques(args.n, edges), args.repeats)
+        linked = set(edges)
+        t_events, events = median_seconds(lambda: assemble_events(arguments, linked), args.repeats)
+        print(f"{name:<24} {len(edges):>6} {len(cliques):>8} {len(events):>7} "
+              f"{1000 * t_cliques:>19.2f} {1000 * t_events:>19.2f}")
+
+
+if __name__ == "__main__":
+    main()
