@@ -32,10 +32,11 @@ from gplinker.tasks.base import Cells, Prediction, ScoredCells
 from gplinker.tasks.cliques import assemble_events
 
 # Arguments kept per event type and window, best logits first, before the clique search. An
-# untrained or confused model can put thousands of cells above the threshold; Bron–Kerbosch is
-# exponential in the worst case: a random link graph with edge density 0.9 has ~16k maximal
-# cliques at 40 nodes (0.07-0.2 s) but ~860k at 64 nodes (~9 s) (scripts/bench_cliques.py). 40 is
-# the dense worst case the issue asks for, and DuEE dev needs at most 23 (one sentence, one type).
+# untrained or confused model can put thousands of cells above the threshold, and Bron–Kerbosch is
+# exponential in the worst case: a random link graph of edge density 0.9 has ~16k maximal cliques
+# at 40 nodes (0.07 s; 0.22 s with event assembly) but ~730k at 64 nodes (5.8 s; 15 s)
+# (scripts/bench_cliques.py, 2 CPU cores). 40 is the dense worst case the issue asks for, and
+# DuEE dev needs at most 23 (distinct arguments of one type in one sentence).
 MAX_ARGUMENTS_PER_TYPE = 40
 
 
