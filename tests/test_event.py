@@ -471,24 +471,25 @@ def test_oracle_on_duee_with_the_bert_vocabulary(split, capsys):
 @pytest.mark.slow
 @needs_duee
 def test_short_scratch_training_on_duee_raises_argument_f1(tmp_path, capsys):
-    """configs/duee.yaml, 800 steps of 8 windows of <= 128 tokens (~13 epochs of the 500-line sample)."""
+    """configs/duee.yaml, 1000 steps of 8 windows of <= 128 tokens (~14 epochs of the 500-line sample)."""
     from gplinker.config import load_config
     from gplinker.experiment import train
 
-    dev = write_jsonl(tmp_path / "dev.json", (DUEE / "dev.json").read_text(encoding="utf-8").splitlines()[:200])
+    dev = write_jsonl(tmp_path / "dev.json", (DUEE / "dev.json").read_text(encoding="utf-8").splitlines()[:500])
     config = Path(__file__).resolve().parents[1] / "configs" / "duee.yaml"
-    steps, every = 800, 400
+    steps, every = 1000, 250
     cfg = load_config(config, [f"data.dev={dev}", f"train.output_dir={tmp_path / 'run'}", f"train.max_steps={steps}",
                                f"train.eval_every={every}", "data.max_length=128", "data.stride=32"])
     start = time.perf_counter()
     history = train(cfg).fit.history
     seconds = time.perf_counter() - start
     with capsys.disabled():
-        print(f"\nDuEE train (500-line sample) -> first 200 dev lines, scratch encoder, {steps} steps of "
+        print(f"\nDuEE train (500-line sample) -> first 500 dev lines, scratch encoder, {steps} steps of "
               f"{cfg.train.batch_size} windows (max_length 128) in {seconds:.0f} s:")
         for h in history:
             print(f"  step {h['step']}: duee F1 {100 * h['duee_f1']:.2f}, argument F1 {100 * h['argument_f1']:.2f}, "
                   f"trigger F1 {100 * h['trigger_f1']:.2f}, event F1 {100 * h['event_f1']:.2f}")
-    assert [h["step"] for h in history] == [400, 800]
+    assert [h["step"] for h in history] == [250, 500, 750, 1000]
     assert history[-1]["argument_f1"] > history[0]["argument_f1"]
     assert history[-1]["argument_f1"] > 0.0
+    assert history[-1]["trigger_f1"] > 0.3  # triggers are lexical: learned long before the links
