@@ -17,11 +17,9 @@ The data lives in ../shared/data/duie2-subset (not shipped); without it the scri
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -29,21 +27,10 @@ import time
 from pathlib import Path
 
 import torch
+from bench_machine import machine  # scripts/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
 DUIE = REPO.parent / "shared" / "data" / "duie2-subset"
-
-
-def machine() -> str:
-    """CPU model, cores, torch threads, load average and date: the context every table needs."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"load avg {load}, {datetime.datetime.now():%Y-%m-%d %H:%M}")
 
 
 def synthetic_duie(path: Path, n: int) -> Path:

@@ -22,10 +22,8 @@ Also the event clique search on a dense worst case: one window with 40 arguments
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import os
-import platform
 import random
 import statistics
 import time
@@ -40,22 +38,11 @@ from gplinker.predict import cells_above
 from gplinker.tasks.event import EventTask
 from gplinker.tasks.ner import NerTask
 from gplinker.tasks.relation import RelationTask
+from bench_machine import machine  # scripts/ is on sys.path when a script runs
 
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=21128)
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=500)
 MASK = -1e12
-
-
-def machine() -> str:
-    """CPU model, cores, torch threads, load average and date: the context every table needs."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"load avg {load}, {datetime.datetime.now():%Y-%m-%d %H:%M}")
 
 
 def tasks(scale: float = 1.0) -> dict:

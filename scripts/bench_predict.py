@@ -20,11 +20,9 @@ point is speed and memory, not quality.
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -36,6 +34,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_machine import machine  # scripts/ is on sys.path when a script runs
 
 SURNAMES = "张王李赵刘陈杨黄周吴徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
@@ -44,18 +43,6 @@ ORG_SUFFIX = ["大学", "银行", "医院", "公司", "研究所", "博物馆"]
 VERBS = ["在{place}{org}工作", "去了{place}", "毕业于{place}{org}", "和{person}在{place}见面", "加入了{place}{org}",
          "说{place}很美", "昨天从{place}回来", "在{place}参加了会议"]
 FILLER = "今年的天气比往年更好，很多人选择外出旅行，也有人留在家里读书和休息"
-
-
-def machine() -> str:
-    """CPU model, cores, torch threads, load average and date: the context every table needs."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"load avg {load}, {datetime.datetime.now():%Y-%m-%d %H:%M}")
 
 
 def sentence(rng: random.Random) -> tuple[str, list[dict]]:

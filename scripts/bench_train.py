@@ -14,9 +14,7 @@ Goal (issue 6): full / encoder-only <= 1.10 with a BERT-base-sized encoder (rand
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import random
 import statistics
 import time
@@ -28,21 +26,10 @@ from gplinker.data.encoding import SPECIAL, Window
 from gplinker.data.schema import Schema
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.tasks.relation import RelationTask
+from bench_machine import machine  # scripts/ is on sys.path when a script runs
 
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=21128)
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=500)
-
-
-def machine() -> str:
-    """CPU model, cores, torch threads, load average and date: the context every table needs."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"load avg {load}, {datetime.datetime.now():%Y-%m-%d %H:%M}")
 
 
 def relation_windows(batch: int, length: int, channels: int, vocab: int, seed: int = 0) -> list[Window]:

@@ -8,7 +8,7 @@ Offsets are given, so every trigger and argument is checked against the text: a 
 from __future__ import annotations
 
 from gplinker.data.examples import TRIGGER_ROLE, Event, Example, Span
-from gplinker.data.formats import LineError, LineParser, check_span, require, require_text
+from gplinker.data.formats import LineError, LineParser, example_id, check_span, require, require_text
 
 
 def _mention_span(text: str, mention: str, start: object, role: str) -> Span:
@@ -48,7 +48,7 @@ def parse_duee(obj: dict, path: str = "") -> Example:
     text = require_text(obj)
     event_list = obj.get("event_list")
     if event_list is None:
-        return Example(text=text, id=_id(obj))
+        return Example(text=text, id=example_id(obj))
     if not isinstance(event_list, list):
         raise LineError(f"field 'event_list' must be a list, got {type(event_list).__name__}")
     events, aliases = [], []
@@ -62,12 +62,8 @@ def parse_duee(obj: dict, path: str = "") -> Example:
         events.append(parsed)
         aliases.extend((k, span, alias) for span, alias in event_aliases)
     meta = {"aliases": aliases} if aliases else {}
-    return Example(text=text, events=tuple(events), id=_id(obj), meta=meta)
+    return Example(text=text, events=tuple(events), id=example_id(obj), meta=meta)
 
-
-def _id(obj: dict) -> str | None:
-    value = obj.get("id")
-    return None if value is None else str(value)
 
 
 EVENT_PARSERS: dict[str, LineParser] = {"duee": parse_duee}

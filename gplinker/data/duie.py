@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from gplinker.data.examples import Example, Relation, Span
-from gplinker.data.formats import LineError, LineParser, require, require_text
+from gplinker.data.formats import LineError, LineParser, example_id, require, require_text
 
 VALUE_SLOT = "@value"
 EMPTY_MENTION = "empty mention"
@@ -130,7 +130,7 @@ def _parse_duie(obj: dict, objects_of) -> Example:
     text = require_text(obj)
     spo_list = obj.get("spo_list")
     if spo_list is None:
-        return Example(text=text, id=_id(obj))
+        return Example(text=text, id=example_id(obj))
     if not isinstance(spo_list, list):
         raise LineError(f"field 'spo_list' must be a list, got {type(spo_list).__name__}")
     relations: list[Relation] = []
@@ -158,7 +158,7 @@ def _parse_duie(obj: dict, objects_of) -> Example:
         "ignoring_case": ignoring_case,
         "duplicates": len(relations) - len(set(relations)),
     }
-    return Example(text=text, relations=tuple(sorted(set(relations))), id=_id(obj), meta=meta)
+    return Example(text=text, relations=tuple(sorted(set(relations))), id=example_id(obj), meta=meta)
 
 
 def parse_duie2(obj: dict, path: str = "") -> Example:
@@ -182,10 +182,6 @@ def location_report(examples: Iterable[Example]) -> Counter:
             counts[reason] += 1
     return counts
 
-
-def _id(obj: dict) -> str | None:
-    value = obj.get("id")
-    return None if value is None else str(value)
 
 
 RELATION_PARSERS: dict[str, LineParser] = {"duie2": parse_duie2, "duie1": parse_duie1}

@@ -162,7 +162,7 @@ def parse_cluener(obj: dict, path: str = "") -> Example:
             for start, end in positions:
                 end_exclusive = end + 1 if isinstance(end, int) and not isinstance(end, bool) else end
                 spans.add(check_span(text, start, end_exclusive, label, surface))
-    return Example(text=text, spans=tuple(sorted(spans)), id=_id(obj))
+    return Example(text=text, spans=tuple(sorted(spans)), id=example_id(obj))
 
 
 def parse_spans(obj: dict, path: str = "") -> Example:
@@ -178,10 +178,11 @@ def parse_spans(obj: dict, path: str = "") -> Example:
             raise LineError(f"entities[{k}] must be an object")
         label = require(entity, "type", str)
         spans.add(check_span(text, entity.get("start"), entity.get("end"), label, entity.get("text")))
-    return Example(text=text, spans=tuple(sorted(spans)), id=_id(obj))
+    return Example(text=text, spans=tuple(sorted(spans)), id=example_id(obj))
 
 
-def _id(obj: dict) -> str | None:
+def example_id(obj: dict) -> str | None:
+    """The line's "id" as a string, or None."""
     value = obj.get("id")
     return None if value is None else str(value)
 
