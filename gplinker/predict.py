@@ -126,20 +126,25 @@ def cells_above(logits: dict[str, torch.Tensor], threshold: float, batch_size: i
     """
     rows: list[ScoredCells] = [{name: [] for name in logits} for _ in range(batch_size)]
     for name, x in logits.items():  # x: (B, C, L, L)
-        above = x > threshold
-        counts = above.flatten(1).sum(1)  # (B,)
-        if int(counts.max()) > max_cells:
-            flat = x.flatten(1)  # (B, C*L*L)
-            kth = flat.float().topk(min(max_cells, flat.shape[1]), dim=1).values[:, -1]  # (B,)
-            crowded = (counts > max_cells).view(-1, 1, 1, 1)
-            above &= ~crowded | (x.float() >= kth.view(-1, 1, 1, 1))
-        idx = above.nonzero()  # (N, 4): b, c, i, j
+        idx = (x > threshold).nonzero()  # (N, 4): b, c, i, j; counting from here, a bool .sum() is ~5x slower
         if idx.numel() == 0:
             continue
-        scores = x[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]].float().tolist()
-        for (b, c, i, j), s in zip(idx.tolist(), scores):
+        scores = x[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]].float()  # (N,)
+        counts = torch.bincount(idx[:, 0], minlength=x.shape[0])  # (B,) cells above per window
+        if int(counts.max()) > max_cells:
+            idx, scores = _strongest(x, idx, scores, counts > max_cells, max_cells)
+        for (b, c, i, j), s in zip(idx.tolist(), scores.tolist()):
             rows[b][name].append((c, i, j, s))
     return rows
+
+
+def _strongest(x: torch.Tensor, idx: torch.Tensor, scores: torch.Tensor, crowded: torch.Tensor, max_cells: int):
+    """Keep, in each crowded window (crowded: (B,) bool), only cells scoring >= its max_cells-th highest."""
+    flat = x[crowded].flatten(1).float()  # (crowded windows, C*L*L)
+    kth = torch.full((x.shape[0],), float("-inf"), device=x.device)
+    kth[crowded] = flat.topk(min(max_cells, flat.shape[1]), dim=1).values[:, -1]
+    keep = scores >= kth[idx[:, 0]]
+    return idx[keep], scores[keep]
 
 
 def autocast(amp: str, device: torch.device):

@@ -104,3 +104,23 @@ def test_cells_above_keeps_the_strongest_cells_of_a_crowded_window():
     assert sorted(s for *_, s in rows[0]["h"]) == [float(v) for v in range(54, 64)]
     assert rows[1]["h"] == [(0, 2, 3, 1.0)]
     assert len(cells_above({"h": x}, 0.0, 2, max_cells=100)[0]["h"]) == 63
+
+
+def test_cells_above_matches_a_plain_loop_over_every_cell():
+    import torch
+
+    from gplinker.predict import cells_above
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 6, 6)
+    x[0] -= 2.0  # window 0: a few cells above 0
+    x[1] += 3.0  # window 1 is crowded: most of its 72 cells are above 0
+    rows = cells_above({"h": x}, 0.0, 3, max_cells=20)
+    for b in range(3):
+        above = [(c, i, j, float(x[b, c, i, j])) for c in range(2) for i in range(6) for j in range(6)
+                 if x[b, c, i, j] > 0]
+        if len(above) > 20:
+            kth = sorted((s for *_, s in above), reverse=True)[19]
+            above = [cell for cell in above if cell[3] >= kth]
+        assert sorted(rows[b]["h"]) == sorted(above)
+    assert len(rows[1]["h"]) == 20 and len(rows[0]["h"]) < 20
