@@ -18,7 +18,7 @@ def cliques_as_set(n, edges):
 
 
 def fs(*nodes):
-    return frozenset(nodes)
+    return tuple(nodes)
 
 
 # ---------------------------------------------------------------- hand-made graphs
@@ -74,13 +74,18 @@ def test_bad_input_raises(n, edges):
         maximal_cliques(n, edges)
 
 
+def test_containing_a_node_outside_the_graph_raises():
+    with pytest.raises(ValueError, match="node 3 is outside 0..2"):
+        maximal_cliques(3, [(0, 1)], containing=[0, 3])
+
+
 # ---------------------------------------------------------------- dense graphs
 
 
 def test_complete_graph_k40_is_one_clique_of_40_nodes():
     edges = itertools.combinations(range(40), 2)  # a one-shot iterable is accepted
     cliques = maximal_cliques(40, edges)
-    assert cliques == [frozenset(range(40))]
+    assert cliques == [tuple(range(40))]
 
 
 def test_k40_minus_three_disjoint_edges_has_eight_cliques():
@@ -92,7 +97,7 @@ def test_k40_minus_three_disjoint_edges_has_eight_cliques():
     expected = {others | set(choice) for choice in itertools.product(*removed)}
     cliques = maximal_cliques(40, edges)
     assert len(cliques) == 8
-    assert set(cliques) == expected
+    assert set(map(frozenset, cliques)) == expected
 
 
 def test_dense_random_graph_matches_definition():
@@ -141,9 +146,19 @@ def graphs(draw, max_nodes=12):
 def test_matches_brute_force_on_small_graphs(graph):
     n, edges = graph
     cliques = maximal_cliques(n, edges)
-    assert set(cliques) == brute_force_maximal_cliques(n, edges)
+    assert set(map(frozenset, cliques)) == brute_force_maximal_cliques(n, edges)
     assert len(set(cliques)) == len(cliques)
-    assert cliques == sorted(cliques, key=sorted)
+    assert cliques == sorted(cliques) and all(list(c) == sorted(c) for c in cliques)
+
+
+@settings(max_examples=150, deadline=None)
+@given(graphs(), st.sets(st.integers(0, 11)))
+def test_containing_keeps_exactly_the_cliques_holding_one_of_the_nodes(graph, nodes):
+    n, edges = graph
+    nodes = {v for v in nodes if v < n}
+    expected = {c for c in brute_force_maximal_cliques(n, edges) if c & nodes}
+    cliques = maximal_cliques(n, edges, containing=nodes)
+    assert set(map(frozenset, cliques)) == expected and len(set(cliques)) == len(cliques)
 
 
 @settings(max_examples=60, deadline=None)

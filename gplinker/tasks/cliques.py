@@ -9,6 +9,7 @@ event type. Pure Python; the link scores are read by the caller (tasks/event.py)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 from gplinker.data.examples import TRIGGER_ROLE, Event, Span
 
@@ -27,12 +28,20 @@ def _adjacency(n: int, edges: Iterable[tuple[int, int]]) -> list[int]:
     return adj
 
 
-def maximal_cliques(n: int, edges: Iterable[tuple[int, int]]) -> list[frozenset[int]]:
-    """All maximal cliques of the undirected graph on nodes 0..n-1, in lexicographic order.
+def maximal_cliques(n: int, edges: Iterable[tuple[int, int]], containing: Iterable[int] | None = None) -> list[tuple[int, ...]]:
+    """All maximal cliques of the undirected graph on nodes 0..n-1, as increasing tuples, sorted.
 
     Isolated nodes are cliques of size 1; an empty graph (n = 0) has no cliques. Order: cliques
-    compared as increasing tuples of their nodes, e.g. {0, 1, 2} < {0, 3} < {1, 4}.
+    compared as increasing tuples of their nodes, e.g. (0, 1, 2) < (0, 3) < (1, 4). With
+    `containing`, only the maximal cliques holding at least one of those nodes (the search never
+    enters the others).
     """
+    cliques = _clique_tuples(_adjacency(n, edges), containing)
+    return sorted(tuple(sorted(r)) for r in cliques)
+
+
+def _clique_tuples(adj: list[int], containing: Iterable[int] | None = None) -> list[tuple[int, ...]]:
+    """Maximal cliques as node tuples, in search order (deterministic, unsorted); see maximal_cliques."""
     # Bron–Kerbosch with Tomita pivoting (Tomita, Tanaka & Takahashi 2006):
     #   BK(R, P, X): if P ∪ X = ∅ report R; else pick u ∈ P ∪ X maximising |P ∩ N(u)|, and for
     #   each v ∈ P \ N(u): BK(R ∪ {v}, P ∩ N(v), X ∩ N(v)); P ← P \ {v}; X ← X ∪ {v}.
@@ -40,22 +49,53 @@ def maximal_cliques(n: int, edges: Iterable[tuple[int, int]]) -> list[frozenset[
     # replaces recursion: each frame is a child call with the P and X current when it was made.
     # A child with P ∩ N(v) = ∅ is settled on the spot (a clique if X ∩ N(v) = ∅ too, else not
     # maximal). Bits are walked inline (lowest set bit first); a generator costs ~12% on dense graphs.
-    # Sort key: R as a bitset with node v at bit n-1-v. Maximal cliques never contain one another,
-    # so for two of them the lowest node in exactly one decides both the lexicographic order and
-    # which key is larger: descending keys = lexicographic order, compared as plain ints.
-    adj = _adjacency(n, edges)  # every frame has P ≠ ∅, so a pivot always exists
-    key_bit = [1 << (n - 1 - v) for v in range(n)]
-    found: list[tuple[int, tuple[int, ...]]] = []  # (sort key, R)
-    stack = [((), 0, (1 << n) - 1, 0)] if n else []  # (R, sort key of R, P, X)
+    # Two exits from the pivot scan, both plain Tomita: a u ∈ X with P ⊆ N(u) ends the frame (every
+    # clique below would extend by u), and a u ∈ P with |P ∩ N(u)| = |P| - 1 is already the best
+    # pivot P can give. On G(40, 0.9) they halve the search time (scripts/bench_cliques.py).
+    # With `containing` = t_1 < t_2 < ..., the top level is unrolled over those nodes only:
+    # BK({t_k}, N(t_k) \ {t_1..t_k-1}, N(t_k) ∩ {t_1..t_k-1}) reports each maximal clique that
+    # holds some t exactly once, at its lowest t (the same split as the top-level loop above).
+    # Sorting the cliques costs about as much as finding them, so it is left to callers that need it.
+    n = len(adj)
+    found: list[tuple[int, ...]] = []
+    stack = []  # (R, P, X), every frame with P ≠ ∅, so a pivot always exists
+    containing = None if containing is None else sorted(set(containing))
+    if containing is None or containing == list(range(n)):  # every node: the pivoted top level prunes more
+        stack = [((), (1 << n) - 1, 0)] if n else []
+    else:
+        done = 0
+        for t in containing:
+            if not 0 <= t < n:
+                raise ValueError(f"node {t} is outside 0..{n - 1}")
+            p, x = adj[t] & ~done, adj[t] & done
+            if p:
+                stack.append(((t,), p, x))
+            elif not x:
+                found.append((t,))
+            done |= 1 << t
     while stack:
-        r, key, p, x = stack.pop()
-        best, rest = -1, p | x
-        while rest:
+        r, p, x = stack.pop()
+        size, best, rest = p.bit_count(), -1, x
+        while rest:  # pivot candidates in X first: one adjacent to all of P means no maximal clique below
             low = rest & -rest
             u = low.bit_length() - 1
             common = (p & adj[u]).bit_count()
             if common > best:
                 best, pivot = common, u
+                if common == size:
+                    break
+            rest ^= low
+        if best == size:
+            continue
+        rest = p
+        while rest:  # then in P, where |P ∩ N(u)| <= |P| - 1: stop at the first that reaches it
+            low = rest & -rest
+            u = low.bit_length() - 1
+            common = (p & adj[u]).bit_count()
+            if common > best:
+                best, pivot = common, u
+                if common == size - 1:
+                    break
             rest ^= low
         rest = p & ~adj[pivot]
         while rest:
@@ -63,14 +103,13 @@ def maximal_cliques(n: int, edges: Iterable[tuple[int, int]]) -> list[frozenset[
             v = low.bit_length() - 1
             p_v, x_v = p & adj[v], x & adj[v]
             if p_v:
-                stack.append((r + (v,), key | key_bit[v], p_v, x_v))
+                stack.append((r + (v,), p_v, x_v))
             elif not x_v:
-                found.append((key | key_bit[v], r + (v,)))
+                found.append(r + (v,))
             p ^= low
             x |= low
             rest ^= low
-    found.sort(reverse=True)
-    return [frozenset(r) for _, r in found]
+    return found
 
 
 def _link_test(linked: Callable[[int, int], bool] | set[tuple[int, int]]) -> Callable[[int, int], bool]:
@@ -90,6 +129,43 @@ def _drop_strict_subsets(events: list[Event]) -> list[Event]:
     ]
 
 
+class TypeCliques(NamedTuple):
+    """The cliques of one event type's graph: node a of that graph is item members[a] of the arguments."""
+
+    event_type: str
+    members: list[int]
+    cliques: list[tuple[int, ...]]  # node tuples, unsorted
+
+
+def event_cliques(
+    arguments: Sequence[tuple[str, Span]],
+    linked: Callable[[int, int], bool] | set[tuple[int, int]],
+    trigger_role: str = TRIGGER_ROLE,
+) -> list[TypeCliques]:
+    """Per event type, every maximal clique of linked same-type items that holds a trigger.
+
+    The clique search starts from the triggers only (see _clique_tuples), so cliques without one
+    cost nothing. Order: deterministic but unsorted. `linked` as in assemble_events. When
+    `arguments` repeats an item, two cliques may give the same or nested span sets; assemble_events
+    removes those.
+    """
+    is_linked = _link_test(linked)
+    by_type: dict[str, list[int]] = {}
+    for index, (event_type, _) in enumerate(arguments):
+        by_type.setdefault(event_type, []).append(index)
+    out = []
+    for event_type, members in by_type.items():
+        adj = _adjacency(len(members), (
+            (a, b)
+            for a in range(len(members))
+            for b in range(a + 1, len(members))
+            if is_linked(members[a], members[b])
+        ))
+        triggers = [a for a, k in enumerate(members) if arguments[k][1].label == trigger_role]
+        out.append(TypeCliques(event_type, members, _clique_tuples(adj, triggers)))
+    return out
+
+
 def assemble_events(
     arguments: Sequence[tuple[str, Span]],
     linked: Callable[[int, int], bool] | set[tuple[int, int]],
@@ -104,25 +180,15 @@ def assemble_events(
     when `arguments` repeats a (type, span) item, e.g. one argument decoded in two overlapping
     windows. Order: by event type, then by the sorted tuple of argument spans.
     """
-    is_linked = _link_test(linked)
-    by_type: dict[str, list[int]] = {}
-    for index, (event_type, _) in enumerate(arguments):
-        by_type.setdefault(event_type, []).append(index)
-
-    events: set[Event] = set()
-    for event_type, members in by_type.items():
-        edges = [
-            (a, b)
-            for a in range(len(members))
-            for b in range(a + 1, len(members))
-            if is_linked(members[a], members[b])
-        ]
-        for clique in maximal_cliques(len(members), edges):
-            spans = frozenset(arguments[members[k]][1] for k in clique)
-            if any(s.label == trigger_role for s in spans):
-                events.add(Event(event_type, spans))
-    # Distinct items make each type's cliques distinct, non-nested span sets: the quadratic
-    # subset check is needed only when an item repeats.
-    repeated = len(set(arguments)) < len(arguments)
-    kept = _drop_strict_subsets(list(events)) if repeated else list(events)
-    return sorted(kept, key=lambda e: (e.type, sorted(e.arguments)))
+    cliques = [  # (event type, argument indices)
+        (group.event_type, [group.members[a] for a in clique])
+        for group in event_cliques(arguments, linked, trigger_role)
+        for clique in group.cliques
+    ]
+    if len(set(arguments)) == len(arguments):  # the events are distinct and never nested
+        rank = {k: r for r, k in enumerate(sorted(range(len(arguments)), key=lambda k: arguments[k][1]))}
+        cliques.sort(key=lambda tc: (tc[0], sorted(rank[k] for k in tc[1])))  # ints: ~10x faster than Spans
+        return [Event(t, frozenset(arguments[k][1] for k in clique)) for t, clique in cliques]
+    events = [Event(t, frozenset(arguments[k][1] for k in clique)) for t, clique in cliques]
+    events = _drop_strict_subsets(list(dict.fromkeys(events)))
+    return sorted(events, key=lambda e: (e.type, sorted(e.arguments)))
