@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -16,6 +17,16 @@ from gplinker.errors import GPLinkerError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GPLinker information extraction: NER, relation triples and events.")
 console = Console(stderr=True)
+
+
+@app.callback()
+def _process_setup() -> None:
+    # Before any torch import: PyTorch's CPU allocator puts tensors of >= 2 MiB on transparent huge
+    # pages (madvise) when THP_MEM_ALLOC_ENABLE=1, so the (B, H, L, L) logits and the activations
+    # are not page-faulted in 4 KiB at a time on every batch. Off by default in PyTorch because it
+    # adds a little memory; here it is on unless the variable is set (THP_MEM_ALLOC_ENABLE=0 opts
+    # out). Measured in scripts/bench_train.py and scripts/bench_predict.py (--no-huge-pages).
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 
 def fail(exc: Exception) -> None:

@@ -38,7 +38,7 @@ from gplinker.predict import cells_above
 from gplinker.tasks.event import EventTask
 from gplinker.tasks.ner import NerTask
 from gplinker.tasks.relation import RelationTask
-from bench_machine import machine  # scripts/ is on sys.path when a script runs
+from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
 
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=21128)
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=500)
@@ -141,7 +141,9 @@ def main() -> None:
     parser.add_argument("--decode-repeats", type=int, default=5)
     parser.add_argument("--arguments", type=int, default=40, help="arguments in the dense event worst case")
     parser.add_argument("--smoke", action="store_true", help="tiny encoder and shapes: checks the script runs")
+    add_huge_pages_flag(parser)
     args = parser.parse_args()
+    setup_like_cli(args)
     sizes, scale = BASE, 1.0
     if args.smoke:
         sizes, scale, args.batch, args.length, args.repeats, args.decode_repeats = TINY, 0.1, 4, 24, 1, 1

@@ -1,4 +1,4 @@
-"""The machine line printed above every benchmark table (shared by the scripts/bench_*.py)."""
+"""The machine line printed above every benchmark table, and the CLI's process setup (shared by scripts/bench_*.py)."""
 
 from __future__ import annotations
 
@@ -17,5 +17,17 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    thp = os.environ.get("THP_MEM_ALLOC_ENABLE", "unset")
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"load avg {load}, {datetime.datetime.now():%Y-%m-%d %H:%M}")
+            f"THP_MEM_ALLOC_ENABLE={thp}, load avg {load}, {datetime.datetime.now():%Y-%m-%d %H:%M}")
+
+
+def add_huge_pages_flag(parser) -> None:
+    parser.add_argument("--no-huge-pages", action="store_true",
+                        help="leave THP_MEM_ALLOC_ENABLE unset (PyTorch's default) instead of setting it as gplinker's CLI does")
+
+
+def setup_like_cli(args) -> None:
+    """Large CPU tensors on transparent huge pages, as `gplinker` sets up its process (cli._process_setup)."""
+    if not args.no_huge_pages:
+        os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")

@@ -13,6 +13,9 @@ point is speed and memory, not quality.
 2. Peak RSS of a fresh process streaming 1k, 10k and 100k lines of the same mix (0.5% long texts)
    through predict_lines with a tiny model (one subprocess per size). Goal: flat within ±10%.
 
+Like `gplinker`, the script sets THP_MEM_ALLOC_ENABLE=1 (large CPU tensors on transparent huge
+pages) unless the variable is set or --no-huge-pages is given.
+
     python scripts/bench_predict.py            # full run (several minutes on 2 cores)
     python scripts/bench_predict.py --smoke    # tiny sizes, seconds
 """
@@ -24,7 +27,6 @@ import itertools
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_machine import machine  # scripts/ is on sys.path when a script runs
+from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
 
 SURNAMES = "张王李赵刘陈杨黄周吴徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
@@ -147,21 +149,24 @@ def rss_child(model_dir: str, input_path: str, n: int) -> None:
     from gplinker.predict import Predictor
 
     predictor = Predictor.from_pretrained(model_dir, device="cpu")
-    loaded = current_rss_mb()
+    loaded = status_mb("VmRSS")
     start = time.perf_counter()
     with open(os.devnull, "w", encoding="utf-8") as sink:
         summary = predict_lines(predictor, itertools.islice(read_text_lines(input_path), n),
                                 lambda s: sink.write(s + "\n"))
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"lines": summary.lines, "seconds": seconds, "peak_mb": peak, "loaded_mb": loaded}))
+    # VmHWM, not getrusage's ru_maxrss: that one survives exec, so a child forked from a big parent
+    # would report the parent's size
+    print(json.dumps({"lines": summary.lines, "seconds": seconds, "peak_mb": status_mb("VmHWM"), "loaded_mb": loaded}))
 
 
-def current_rss_mb() -> float:
+def status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM, ...) in MB."""
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
 
 
 def main() -> None:
@@ -172,12 +177,14 @@ def main() -> None:
     parser.add_argument("--rss-sizes", default="1000,10000,100000", help="input lines per RSS run, or 'none'")
     parser.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime row")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
+    add_huge_pages_flag(parser)
     parser.add_argument("--rss-child", nargs=3, metavar=("MODEL_DIR", "INPUT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         rss_child(args.rss_child[0], args.rss_child[1], int(args.rss_child[2]))
         return
 
+    setup_like_cli(args)  # children inherit the environment
     big = dict(hidden=128, layers=2, heads=4, head=64)
     tiny = dict(hidden=32, layers=1, heads=2, head=16)
     max_length, steps, long_chars = args.max_length, 30, (2000, 5000)
@@ -196,8 +203,6 @@ def main() -> None:
         with open(rss_file, "w", encoding="utf-8") as fh:
             for line in mixed_lines(random.Random(7), max(sizes, default=0), 0.005, long_chars):
                 fh.write(line + "\n")
-        children = [subprocess.Popen([sys.executable, __file__, "--rss-child", str(tiny_dir), str(rss_file), str(n)],
-                                     stdout=subprocess.PIPE, text=True) for n in sizes]
 
         lines = list(mixed_lines(random.Random(3), args.lines, 0.02, long_chars))
         bucketed = Predictor.from_pretrained(model_dir, device="cpu", runtime="torch")
@@ -215,7 +220,11 @@ def main() -> None:
             for name, predictor in variants.items():
                 seconds, outputs[name] = run_lines(predictor, lines)
                 times[name].append(seconds)
-        results = [json.loads(c.communicate()[0].strip().splitlines()[-1]) for c in children]
+        results = []  # after the timed runs and one at a time, so that nothing competes for the cores
+        for n in sizes:
+            child = subprocess.run([sys.executable, __file__, "--rss-child", str(tiny_dir), str(rss_file), str(n)],
+                                   stdout=subprocess.PIPE, text=True, check=True)
+            results.append(json.loads(child.stdout.strip().splitlines()[-1]))
 
     chars = sum(len(json.loads(x)["text"]) for x in lines)
     n_long = sum(len(json.loads(x)["text"]) >= long_chars[0] for x in lines)

@@ -26,7 +26,7 @@ from gplinker.data.encoding import SPECIAL, Window
 from gplinker.data.schema import Schema
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.tasks.relation import RelationTask
-from bench_machine import machine  # scripts/ is on sys.path when a script runs
+from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
 
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=21128)
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=500)
@@ -69,7 +69,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=7, help="timed steps of each kind (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny encoder and shapes, 2 steps: checks the script runs")
+    add_huge_pages_flag(parser)
     args = parser.parse_args()
+    setup_like_cli(args)
     sizes = BASE
     if args.smoke:
         sizes, args.batch, args.length, args.predicates, args.steps, args.warmup = TINY, 2, 16, 4, 2, 1

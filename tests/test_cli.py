@@ -148,3 +148,14 @@ def test_help_lists_every_command():
     for command in ("train", "eval", "predict", "check", "demo"):
         assert command in result.output
     assert "--set" in run("train", "--help").output
+
+
+def test_cli_puts_large_cpu_tensors_on_huge_pages_unless_the_user_chose(monkeypatch):
+    import os
+
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    assert run("check", "--help").exit_code == 0
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")  # an explicit opt-out is kept
+    assert run("check", "--help").exit_code == 0
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
