@@ -12,6 +12,7 @@ Goal (issue 6): event clique search < 50 ms on a dense worst case with 40 argume
 
     python scripts/bench_cliques.py                # n = 40, median of 7 runs
     python scripts/bench_cliques.py --n 64 --repeats 1
+    python scripts/bench_cliques.py --smoke        # n = 12, one run: checks the script runs
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="nodes (arguments of one event type)")
     parser.add_argument("--repeats", type=int, default=7, help="runs per graph; the median is reported")
+    parser.add_argument("--smoke", action="store_true", help="n = 12, one run per graph")
     args = parser.parse_args()
+    if args.smoke:
+        args.n, args.repeats = 12, 1
 
     arguments = [("类型", Span(k, k + 1, TRIGGER_ROLE if k == 0 else "角色")) for k in range(args.n)]
     triggers = [("类型", Span(k, k + 1, TRIGGER_ROLE)) for k in range(args.n)]
