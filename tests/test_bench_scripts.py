@@ -17,6 +17,7 @@ HEADERS = {
                         "| event clique search (EventTask.decode, one window) | median ms | events |"],
     "bench_train.py": ["| step | wall median s | wall min s | wall max s | CPU median s | ratio (wall) | ratio (CPU) |"],
     "bench_cache.py": ["| stage | median s | speed-up |"],
+    "bench_compile.py": ["| L | eager ms | compiled ms | compiled / eager |"],
     "bench_cliques.py": ["| graph | edges | maximal cliques | events (1 trigger) | maximal_cliques |"],
 }
 
