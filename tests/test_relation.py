@@ -540,7 +540,7 @@ def test_real_short_training_raises_dev_f1(tmp_path):
     dev, _ = read_examples(dev_file, "duie2", "relation")
     # the untrained model: same seed, so the same initialisation as the run below
     seed_everything(cfg.train.seed)
-    task = build_task("relation", load_schema(cfg, train_examples))
+    task = build_task("relation", load_schema(cfg, train_examples, "duie2"))
     model, tokenizer = build_model(cfg, task, [e.text for e in train_examples])
     untrained = Predictor(model, tokenizer, task, cfg.data.max_length, cfg.data.stride, 0.0, 64)
     f1_before = task.score(dev, untrained.predict(dev)).main
