@@ -54,22 +54,16 @@ def traceable_logits(head: nn.Module, hidden: torch.Tensor, mask: torch.Tensor) 
 
     EfficientGlobalPointer.forward writes its logits block by block inside a custom autograd
     Function (Python loops over batch blocks, a data-dependent finiteness branch), which
-    torch.export rejects; its formula (pointer.py docstring) is written here with broadcasting:
+    torch.export rejects; its sum of parts (pointer.py docstring) is written here with broadcasting:
         s_h(i, j) = q_i^T k_j / sqrt(d) + start_h(i) + end_h(j),   masked cells = mask_value.
     check_parity compares the result against the PyTorch forward on every export.
     """
-    from gplinker.modeling.pointer import EfficientGlobalPointer, _mask_logits_, apply_rope, sinusoidal_rope
+    from gplinker.modeling.pointer import EfficientGlobalPointer, _mask_logits_
 
     if not isinstance(head, EfficientGlobalPointer):
         return head(hidden, mask)
-    x = head.p_dense(hidden)  # (B, L, 2d)
-    qw, kw = x[..., ::2], x[..., 1::2]  # (B, L, d) each
-    if head.rope:
-        cos, sin = sinusoidal_rope(x.shape[1], head.head_size, x.device, x.dtype)
-        qw, kw = apply_rope(qw, cos, sin), apply_rope(kw, cos, sin)
-    qk = torch.einsum("bmd,bnd->bmn", qw, kw) / head.head_size**0.5  # (B, L, L)
-    bias = head.q_dense(x).transpose(1, 2) / 2  # (B, 2H, L): odd channels start i, even channels end j
-    logits = qk[:, None] + bias[:, 1::2, :, None] + bias[:, ::2, None, :]  # (B, H, L, L)
+    qk, start, end = head.parts(hidden)  # the same projections as the forward; only the sum differs
+    logits = qk[:, None] + start[..., None] + end[:, :, None]  # (B, H, L, L)
     return _mask_logits_(logits, mask, head.tril_mask)
 
 

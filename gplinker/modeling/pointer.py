@@ -167,17 +167,20 @@ class EfficientGlobalPointer(nn.Module):
         self.p_dense = nn.Linear(hidden_size, 2 * head_size)
         self.q_dense = nn.Linear(2 * head_size, 2 * heads)
 
-    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
-        """Span logits (B, heads, L, L) for hidden (B, L, D) and mask (B, L), 1 = real token."""
+    def parts(self, hidden: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(qk (B, L, L), start (B, H, L), end (B, H, L)): logits[b, h, i, j] = qk[b,i,j] + start[b,h,i] + end[b,h,j]."""
         x = self.p_dense(hidden)  # (B, L, 2d)
         qw, kw = x[..., ::2], x[..., 1::2]  # (B, L, d) each
         if self.rope:
             cos, sin = sinusoidal_rope(x.shape[1], self.head_size, x.device, x.dtype)
             qw, kw = apply_rope(qw, cos, sin), apply_rope(kw, cos, sin)
-        logits = torch.einsum("bmd,bnd->bmn", qw, kw) / self.head_size**0.5  # (B, L, L)
+        qk = torch.einsum("bmd,bnd->bmn", qw, kw) / self.head_size**0.5  # (B, L, L)
         bias = self.q_dense(x).transpose(1, 2) / 2  # (B, 2H, L)
-        # even channels score the end j, odd channels the start i
-        return _PairScores.apply(logits, bias[:, 1::2], bias[:, ::2], _dropped_cells(mask, self.tril_mask))
+        return qk, bias[:, 1::2], bias[:, ::2]  # odd channels score the start i, even channels the end j
+
+    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        """Span logits (B, heads, L, L) for hidden (B, L, D) and mask (B, L), 1 = real token."""
+        return _PairScores.apply(*self.parts(hidden), _dropped_cells(mask, self.tril_mask))
 
 
 class GlobalPointer(nn.Module):
