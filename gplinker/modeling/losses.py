@@ -88,7 +88,7 @@ class _RowGrads:
     """
 
     def __init__(self, s: Tensor, index: Tensor, valid: Tensor, lse_neg: Tensor, lse_pos: Tensor, g: Tensor):
-        rows, self.n, self.s = s.shape[0], s.shape[1], s
+        rows, self.n, self.s, self.dtype = s.shape[0], s.shape[1], s, lse_neg.dtype  # dtype: >= float32
         g = g.to(lse_neg.dtype).expand(rows)  # (R,)
         self.shift = g.abs().log() - lse_neg  # (R,)
         self.sign = None if bool((g > 0).all()) else g.sign()
@@ -108,6 +108,18 @@ class _RowGrads:
         return out
 
 
+def _save_rows_and_loss(ctx, s: Tensor, y_true: Tensor) -> Tensor:
+    """Per-row loss A_P + A_N of s (R, n); saves on ctx what _saved_row_grads needs."""
+    index, valid, lse_neg, lse_pos = _zlpr_rows(s, y_true)
+    ctx.save_for_backward(s, index, valid, lse_neg, lse_pos)
+    return lse_pos + lse_neg
+
+
+def _saved_row_grads(ctx, grad_loss: Tensor) -> _RowGrads:
+    """The gradient writer of a forward that ran _save_rows_and_loss."""
+    return _RowGrads(*ctx.saved_tensors, grad_loss)
+
+
 class _SparseZLPR(torch.autograd.Function):
     """Sparse ZLPR per row of s (R, n); the backward writes d loss / d s block by block (see _RowGrads).
 
@@ -118,19 +130,17 @@ class _SparseZLPR(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s: Tensor, y_true: Tensor) -> Tensor:
-        index, valid, lse_neg, lse_pos = _zlpr_rows(s, y_true)
-        ctx.save_for_backward(s, index, valid, lse_neg, lse_pos)
-        return lse_pos + lse_neg
+        return _save_rows_and_loss(ctx, s, y_true)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss: Tensor):
-        s, index, valid, lse_neg, lse_pos = ctx.saved_tensors
-        writer = _RowGrads(s, index, valid, lse_neg, lse_pos, grad_loss)
+        writer = _saved_row_grads(ctx, grad_loss)
+        s = writer.s
         rows, n = s.shape
         grad = s.new_empty(s.shape)  # (R, n), contiguous: the only full-size tensor of the backward
         step = max(1, _CHUNK // n)
-        buf = None if grad.dtype == lse_neg.dtype else s.new_empty(min(rows, step), n, dtype=lse_neg.dtype)
+        buf = None if grad.dtype == writer.dtype else s.new_empty(min(rows, step), n, dtype=writer.dtype)
         for r0 in range(0, rows, step):
             r1 = min(rows, r0 + step)
             if buf is None:
@@ -149,23 +159,20 @@ class _PointerZLPR(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, qk: Tensor, start: Tensor, end: Tensor, s: Tensor, y_true: Tensor, parts) -> Tensor:
-        index, valid, lse_neg, lse_pos = _zlpr_rows(s, y_true)  # qk, start, end: only graph edges
-        ctx.save_for_backward(s, index, valid, lse_neg, lse_pos)
-        ctx.parts = parts
-        return lse_pos + lse_neg
+        ctx.parts = parts  # qk, start, end: only graph edges
+        return _save_rows_and_loss(ctx, s, y_true)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss: Tensor):
-        s, index, valid, lse_neg, lse_pos = ctx.saved_tensors
-        writer = _RowGrads(s, index, valid, lse_neg, lse_pos, grad_loss)
+        writer = _saved_row_grads(ctx, grad_loss)
         heads = ctx.parts.start.shape[1]
 
         def fill(block: Tensor, bs: slice, hs: slice) -> None:
             r0, r1 = bs.start * heads + hs.start, (bs.stop - 1) * heads + hs.stop  # rows b * H + h
             writer.write(block.view(r1 - r0, -1), r0, r1)
 
-        return (*ctx.parts.backward_by_blocks(fill, lse_neg.dtype), None, None, None)
+        return (*ctx.parts.backward_by_blocks(fill, writer.dtype), None, None, None)
 
 
 def sparse_multilabel_categorical_crossentropy(y_pred: Tensor, y_true: Tensor) -> Tensor:
