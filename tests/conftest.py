@@ -63,3 +63,23 @@ def set_args(overrides: list[str]) -> list[str]:
     for o in overrides:
         args += ["--set", o]
     return args
+
+
+def predict_with_a_bad_second_line(model_dir: Path, lines: list[str], tmp_path: Path) -> list[dict]:
+    """`gplinker predict` over `lines` with "{not json" inserted as line 2.
+
+    Checks that every input line gets one output line and that line 2 carries an error naming
+    file:2; returns the other records, in input order.
+    """
+    from typer.testing import CliRunner
+
+    from gplinker.cli import app
+
+    lines = [lines[0], "{not json", *lines[1:]]
+    source = write_jsonl(tmp_path / "in.jsonl", lines)
+    output = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["predict", str(model_dir), str(source), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(x) for x in output.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == len(lines) and f"{source}:2" in records[1]["error"]
+    return records[:1] + records[2:]

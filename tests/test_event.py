@@ -22,7 +22,7 @@ from gplinker.experiment import oracle_predictions
 from gplinker.modeling.encoders import scratch_tokenizer
 from gplinker.modeling.model import HeadSpec
 from gplinker.tasks.event import MAX_ARGUMENTS_PER_TYPE, EventTask, drop_strict_subsets
-from tests.conftest import BERT_VOCAB, SHARED_DATA, TINY, set_args, write_jsonl
+from tests.conftest import BERT_VOCAB, SHARED_DATA, TINY, predict_with_a_bad_second_line, set_args, write_jsonl
 
 T = TRIGGER_ROLE
 WIN, JOIN, MEET = "比赛-胜负", "组织-加盟", "交往-会见"
@@ -385,14 +385,7 @@ def test_cli_train_eval_predict_check_on_tiny_duee_files(tmp_path):
         assert 0.0 <= scores["metrics"][key] and key in result.output
 
     lines = [json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) for r in rows]
-    lines.insert(1, "{not json")
-    source = write_jsonl(tmp_path / "in.json", lines)
-    predictions = tmp_path / "out.json"
-    result = runner.invoke(app, ["predict", str(best), str(source), "-o", str(predictions)])
-    assert result.exit_code == 0, result.output
-    records = [json.loads(x) for x in predictions.read_text(encoding="utf-8").splitlines()]
-    assert len(records) == len(lines) and f"{source}:2" in records[1]["error"]
-    good = records[:1] + records[2:]
+    good = predict_with_a_bad_second_line(best, lines, tmp_path)
     assert [r["id"] for r in good] == [r["id"] for r in rows]
     for record in good:
         parse_duee(record)  # every predicted offset reads back against its text
