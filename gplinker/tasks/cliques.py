@@ -8,6 +8,7 @@ event type. Pure Python; the link scores are read by the caller (tasks/event.py)
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
@@ -120,13 +121,25 @@ def _link_test(linked: Callable[[int, int], bool] | set[tuple[int, int]]) -> Cal
     return lambda i, j: (i, j) in pairs
 
 
-def _drop_strict_subsets(events: list[Event]) -> list[Event]:
-    """Keep the events whose argument set is not a strict subset of another event's of the same type."""
-    return [
-        e
-        for e in events
-        if not any(o.type == e.type and e.arguments < o.arguments for o in events)
-    ]
+def drop_strict_subsets(events: Sequence[Event]) -> list[Event]:
+    """The distinct events that are not a strict subset of another event of the same type; order kept.
+
+    Supersets of an event are looked for only among the events holding every one of its arguments
+    (the intersection of per-argument index sets, smallest first), not among all pairs.
+    """
+    events = list(dict.fromkeys(events))
+    holders: dict[tuple[str, Span], set[int]] = defaultdict(set)
+    for k, event in enumerate(events):
+        for span in event.arguments:
+            holders[(event.type, span)].add(k)
+    kept = []
+    for k, event in enumerate(events):
+        sets = sorted((holders[(event.type, span)] for span in event.arguments), key=len)
+        candidates = set.intersection(*sets) if sets else set()
+        if not any(len(events[o].arguments) > len(event.arguments) for o in candidates):
+            kept.append(event)
+    return kept
+
 
 
 class TypeCliques(NamedTuple):
@@ -190,5 +203,5 @@ def assemble_events(
         cliques.sort(key=lambda tc: (tc[0], sorted(rank[k] for k in tc[1])))  # ints: ~10x faster than Spans
         return [Event(t, frozenset(arguments[k][1] for k in clique)) for t, clique in cliques]
     events = [Event(t, frozenset(arguments[k][1] for k in clique)) for t, clique in cliques]
-    events = _drop_strict_subsets(list(dict.fromkeys(events)))
+    events = drop_strict_subsets(events)
     return sorted(events, key=lambda e: (e.type, sorted(e.arguments)))

@@ -29,7 +29,7 @@ from gplinker.metrics import event_scores
 from gplinker.modeling.model import HeadSpec
 from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells
-from gplinker.tasks.cliques import event_cliques
+from gplinker.tasks.cliques import drop_strict_subsets, event_cliques
 
 # Arguments kept per event type and window, best logits first, before the clique search. An
 # untrained or confused model can put thousands of cells above the threshold, and Bron–Kerbosch is
@@ -171,24 +171,3 @@ def _event_order(event: Event) -> tuple:
     trigger = event.trigger
     start = trigger.start if trigger is not None else -1
     return start, event.type, sorted(event.arguments)
-
-
-def drop_strict_subsets(events: Sequence[Event]) -> list[Event]:
-    """The distinct events that are not a strict subset of another event of the same type; order kept.
-
-    Supersets of an event are looked for only among the events holding every one of its arguments
-    (the intersection of per-argument index sets, smallest first), not among all pairs.
-    """
-    events = list(dict.fromkeys(events))
-    holders: dict[tuple[str, Span], set[int]] = defaultdict(set)
-    for k, event in enumerate(events):
-        for span in event.arguments:
-            holders[(event.type, span)].add(k)
-    kept = []
-    for k, event in enumerate(events):
-        sets = sorted((holders[(event.type, span)] for span in event.arguments), key=len)
-        candidates = set.intersection(*sets) if sets else set()
-        if not any(len(events[o].arguments) > len(event.arguments) for o in candidates):
-            kept.append(event)
-    return kept
-
