@@ -30,7 +30,8 @@ from gplinker.metrics import PRF, Scores, strict_prf
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.predict import Predictor, chunks
 from gplinker.tasks import build_task
-from gplinker.training import FitResult, fit, list_checkpoints, seed_everything
+from gplinker.devices import seed_everything
+from gplinker.training import FitResult, fit, list_checkpoints
 
 
 # --- train -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 from gplinker.data.batching import collate, inference_batches
 from gplinker.data.encoding import WindowEncoder
 from gplinker.data.examples import Example
+from gplinker.devices import inference_autocast, pick_device
 from gplinker.tasks.base import Prediction, ScoredCells, Task
 
 
@@ -47,7 +48,6 @@ class Predictor:
         from gplinker.modeling.model import GPLinkerModel
         from gplinker.tasks import build_task
         from gplinker.data.schema import Schema
-        from gplinker.training import pick_device
 
         runtime = pick_runtime(Path(model_dir), runtime)
         if runtime == "onnx":
@@ -98,7 +98,7 @@ class Predictor:
         """Logits per head (B, C, L, L) of a collated batch, from the runtime or the PyTorch model."""
         if self.runtime is not None:
             return self.runtime(inputs["input_ids"], inputs["attention_mask"])
-        with autocast(self.amp, self.device):
+        with inference_autocast(self.amp, self.device):
             return self.model(**inputs).logits
 
 
@@ -145,14 +145,6 @@ def _strongest(x: torch.Tensor, idx: torch.Tensor, scores: torch.Tensor, crowded
     kth[crowded] = flat.topk(min(max_cells, flat.shape[1]), dim=1).values[:, -1]
     keep = scores >= kth[idx[:, 0]]
     return idx[keep], scores[keep]
-
-
-def autocast(amp: str, device: torch.device):
-    from gplinker.training import amp_context
-
-    if amp == "fp16" and device.type != "cuda":
-        amp = "off"
-    return amp_context(amp, device)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

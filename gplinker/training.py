@@ -25,7 +25,8 @@ from safetensors.torch import load_file
 
 from gplinker import distributed as dist
 from gplinker.config import TrainConfig
-from gplinker.errors import ConfigError, GPLinkerError
+from gplinker.devices import amp_context, pick_device, seed_everything, to_device
+from gplinker.errors import GPLinkerError
 
 log = logging.getLogger("gplinker")
 
@@ -56,34 +57,6 @@ class FitResult:
     best_step: int
     steps: int
     history: list
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is '{name}' but CUDA is not available; use cpu or auto")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % 2**32)
-    except ImportError:
-        pass
-
-
-def amp_context(amp: str, device: torch.device):
-    """autocast for bf16/fp16; fp16 needs CUDA (it needs a GradScaler, which is CUDA-only here)."""
-    if amp == "off":
-        return nullcontext()
-    if amp == "fp16" and device.type != "cuda":
-        raise ConfigError("train.amp=fp16 needs a CUDA device; use bf16 or off on CPU")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
@@ -367,12 +340,6 @@ def fsync_dir(path: Path) -> None:
 
 
 # --- small I/O ---------------------------------------------------------------------------------
-
-
-def to_device(batch, device):
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
 
 
 def flat_numbers(scores: dict) -> dict:

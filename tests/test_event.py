@@ -20,7 +20,7 @@ from gplinker.data.examples import TRIGGER_ROLE, Event, Example, Span
 from gplinker.data.schema import Schema
 from gplinker.experiment import oracle_predictions
 from gplinker.modeling.encoders import scratch_tokenizer
-from gplinker.modeling.model import HeadSpec
+from gplinker.head_spec import HeadSpec
 from gplinker.tasks.cliques import drop_strict_subsets
 from gplinker.tasks.event import MAX_ARGUMENTS_PER_TYPE, EventTask
 from tests.conftest import BERT_VOCAB, SHARED_DATA, TINY, predict_with_a_bad_second_line, set_args, write_jsonl

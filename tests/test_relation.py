@@ -513,7 +513,7 @@ def test_real_short_training_raises_dev_f1(tmp_path):
     from gplinker.data.reading import read_examples
     from gplinker.experiment import build_model, load_schema, train
     from gplinker.predict import Predictor
-    from gplinker.training import seed_everything
+    from gplinker.devices import seed_everything
 
     folder = SHARED_DATA / "duie2-subset"
     if not folder.is_dir():

@@ -11,21 +11,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gplinker.errors import ConfigError
+from gplinker.head_spec import HeadSpec
 from gplinker.modeling.losses import pointer_loss
 from gplinker.modeling.pointer import EfficientGlobalPointer, GlobalPointer
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """One pointer head: `channels` score matrices over (start token i, end token j)."""
-
-    name: str
-    channels: int
-    rope: bool = True
-    tril_mask: bool = True
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from gplinker.data.encoding import Window
 from gplinker.data.examples import Example
-from gplinker.modeling.model import HeadSpec
+from gplinker.head_spec import HeadSpec
 
 Cells = dict[str, list[tuple[int, int, int]]]
 ScoredCells = dict[str, list[tuple[int, int, int, float]]]

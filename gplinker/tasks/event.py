@@ -26,7 +26,7 @@ from gplinker.data.encoding import Window
 from gplinker.data.examples import Event, Example, Span
 from gplinker.data.schema import Schema
 from gplinker.metrics import event_scores
-from gplinker.modeling.model import HeadSpec
+from gplinker.head_spec import HeadSpec
 from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells
 from gplinker.tasks.cliques import drop_strict_subsets, event_cliques

@@ -11,7 +11,7 @@ from gplinker.data.encoding import Window
 from gplinker.data.examples import Example, Span
 from gplinker.data.schema import Schema
 from gplinker.metrics import ner_scores
-from gplinker.modeling.model import HeadSpec
+from gplinker.head_spec import HeadSpec
 from gplinker.tasks.base import Cells, Prediction, ScoredCells, merge_max
 from gplinker.probability import probability
 

@@ -42,7 +42,7 @@ from gplinker.data.encoding import Window
 from gplinker.data.examples import Example, Relation, Span
 from gplinker.data.schema import VALUE_SLOT, Schema
 from gplinker.metrics import relation_scores
-from gplinker.modeling.model import HeadSpec
+from gplinker.head_spec import HeadSpec
 from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells, merge_max
 
