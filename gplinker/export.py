@@ -24,13 +24,15 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from gplinker.errors import ConfigError
+from gplinker.modeling.model import GPLinkerModel
+from gplinker.onnx_runtime import ONNX_FILE, OnnxLogits
 
-ONNX_FILE = "model.onnx"
 INPUTS = ("input_ids", "attention_mask")
 MASKED = -1e11  # logits at or below this are masked cells (pointer.mask_value is -1e12 in float32)
 EXTERNAL_DATA_BYTES = 1_800_000_000  # larger weights go to model.onnx.data (protobuf's 2 GB limit)
@@ -39,7 +41,7 @@ EXTERNAL_DATA_BYTES = 1_800_000_000  # larger weights go to model.onnx.data (pro
 class LogitsGraph(nn.Module):
     """A GPLinkerModel as a traceable graph: (input_ids, attention_mask) -> one logits tensor per head."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: GPLinkerModel):
         super().__init__()
         self.model = model
         self.names = [h.name for h in model.head_specs]
@@ -54,47 +56,16 @@ def traceable_logits(head: nn.Module, hidden: torch.Tensor, mask: torch.Tensor) 
 
     EfficientGlobalPointer.forward writes its logits block by block inside a custom autograd
     Function (Python loops over batch blocks, a data-dependent finiteness branch), which
-    torch.export rejects; its sum of parts (pointer.py docstring) is written here with broadcasting:
-        s_h(i, j) = q_i^T k_j / sqrt(d) + start_h(i) + end_h(j),   masked cells = mask_value.
-    check_parity compares the result against the PyTorch forward on every export.
+    torch.export rejects; pointer.egp_logits computes the same values from the same parts in plain
+    broadcast ops. check_parity compares the result against the PyTorch forward on every export.
     """
-    from gplinker.modeling.pointer import EfficientGlobalPointer, _mask_logits_
+    from gplinker.modeling.pointer import EfficientGlobalPointer, egp_logits
 
     if not isinstance(head, EfficientGlobalPointer):
-        return head(hidden, mask)
-    qk, start, end = head.parts(hidden)  # the same projections as the forward; only the sum differs
-    logits = qk[:, None] + start[..., None] + end[:, :, None]  # (B, H, L, L)
-    return _mask_logits_(logits, mask, head.tril_mask)
-
-
-class OnnxLogits:
-    """An onnxruntime session over an exported graph, called like the model: -> {head: logits (B, C, L, L)}."""
-
-    def __init__(self, path: str | Path, threads: int = 0):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0 = onnxruntime's default (one per physical core)
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.names = [o.name for o in self.session.get_outputs()]
-
-    @classmethod
-    def load(cls, model_dir: str | Path, threads: int = 0) -> "OnnxLogits":
-        """The runtime of an exported model dir (needs model.onnx and the `onnx` extra installed)."""
-        path = Path(model_dir) / ONNX_FILE
-        if not path.is_file():
-            raise ConfigError(f"{model_dir} has no {ONNX_FILE}: export it first with "
-                              f"`gplinker export {model_dir} --onnx OUT_DIR` and predict from OUT_DIR")
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise ConfigError("--runtime onnx needs onnxruntime: pip install 'gplinker[onnx]'") from None
-        return cls(path, threads)
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
-        return {name: torch.from_numpy(x) for name, x in zip(self.names, self.session.run(self.names, feeds))}
+        logits: torch.Tensor = head(hidden, mask).logits
+        return logits
+    parts = head.parts(hidden, mask)  # the same projections and mask as the forward; only the sum differs
+    return egp_logits(parts.qk, parts.start, parts.end, parts.drop)
 
 
 @dataclass
@@ -122,14 +93,13 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, texts: Sequence[str]
     `tolerance`; decoded mismatches are reported (`ExportReport.ok`).
     """
     from gplinker.modeling.encoders import load_tokenizer
-    from gplinker.modeling.model import GPLinkerModel
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if out_dir.resolve() == model_dir.resolve():
         raise ConfigError("the ONNX output dir must differ from the model dir")
     model, section = GPLinkerModel.load(model_dir)
     model.eval()
-    tokenizer = load_tokenizer(str(model_dir), model.encoder.config.model_type)
+    tokenizer = load_tokenizer(str(model_dir), model.model_type)
     graph = LogitsGraph(model).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -141,7 +111,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, texts: Sequence[str]
                                   "opset": graph_opset(out_dir / ONNX_FILE), "torch": torch.__version__}
     (out_dir / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
 
-    report = check_parity(model_dir, out_dir, list(texts) if texts else synthetic_texts(tokenizer, section["max_length"]))
+    check_texts = list(texts) if texts else synthetic_texts(tokenizer, section["max_length"])
+    report = check_parity(model_dir, out_dir, check_texts)
     report.seconds = seconds
     config["gplinker"]["onnx"]["max_abs_diff"] = report.max_abs_diff
     (out_dir / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -151,13 +122,14 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, texts: Sequence[str]
     return report
 
 
-def write_graph(graph: LogitsGraph, path: Path, tokenizer, max_length: int, max_positions: int | None,
+def write_graph(graph: LogitsGraph, path: Path, tokenizer: Any, max_length: int, max_positions: int | None,
                 opset: int | None) -> None:
     """torch.onnx.export (dynamo) with dynamic batch and length."""
     try:
         import onnxscript  # noqa: F401
     except ImportError:
-        raise ConfigError("gplinker export needs onnx, onnxscript and onnxruntime: pip install 'gplinker[onnx]'") from None
+        raise ConfigError("gplinker export needs onnx, onnxscript and onnxruntime: "
+                          "pip install 'gplinker[onnx]'") from None
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     sample = sample_inputs(tokenizer, batch=2, length=min(max_length, 16))
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
@@ -179,12 +151,12 @@ def graph_opset(path: Path) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
-def model_positions(model) -> int | None:
+def model_positions(model: GPLinkerModel) -> int | None:
     """The encoder's position limit (max_position_embeddings) when it has one."""
     return getattr(model.encoder.config, "max_position_embeddings", None)
 
 
-def sample_inputs(tokenizer, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_inputs(tokenizer: Any, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Example (input_ids, attention_mask) for tracing: ordinary tokens, the second row half padded."""
     g = torch.Generator().manual_seed(0)
     special = set(tokenizer.all_special_ids)
@@ -196,7 +168,7 @@ def sample_inputs(tokenizer, batch: int, length: int) -> tuple[torch.Tensor, tor
     return ids, mask
 
 
-def synthetic_texts(tokenizer, max_length: int, n: int = 24, seed: int = 0) -> list[str]:
+def synthetic_texts(tokenizer: Any, max_length: int, n: int = 24, seed: int = 0) -> list[str]:
     """Texts of single-character vocabulary entries, 4 to 40 characters, plus one of 3 windows."""
     rng = random.Random(seed)
     chars = [t for t in tokenizer.get_vocab() if len(t) == 1 and not t.isspace()]
@@ -226,6 +198,7 @@ def check_parity(model_dir: Path, onnx_dir: Path, texts: list[str], batch_size: 
     examples = [Example(text=t) for t in texts]
     mismatched = [k for k, (p, q) in enumerate(zip(reference.predict(examples), exported.predict(examples)))
                   if set(p) != set(q)]
+    assert isinstance(exported.runtime, OnnxLogits)
     return ExportReport(onnx_dir, exported.runtime.names, worst, len(texts), len(windows), mismatched, masks_agree)
 
 

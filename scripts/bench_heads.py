@@ -1,7 +1,8 @@
 """Benchmark the pointer heads plus the sparse ZLPR loss (forward + backward): gplinker vs bert4torch.
 
-Compared code: gplinker.modeling.pointer.EfficientGlobalPointer + losses.pointer_loss against the
-bert4torch package from PyPI, imported as is: bert4torch.layers.EfficientGlobalPointer and
+Compared code: gplinker.modeling.pointer.EfficientGlobalPointer + losses.pointer_loss (given the
+head's PairScores, so the loss back-propagates into the EGP parts) against the bert4torch package
+from PyPI, imported as is: bert4torch.layers.EfficientGlobalPointer and
 bert4torch.losses.SparseMultilabelCategoricalCrossentropy(mask_zero=True), reduced like
 pointer_loss (sum over heads, mean over batch), as bert4torch's own GPLinker example does.
 
@@ -68,7 +69,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from gplinker.modeling.losses import pointer_loss  # noqa: E402
-from gplinker.modeling.pointer import EfficientGlobalPointer  # noqa: E402
+from gplinker.modeling.pointer import EfficientGlobalPointer, PairScores  # noqa: E402
 
 IMPLS = ("gplinker", "bert4torch", "gplinker-bf16")  # the last: bf16 autocast, timed only
 
@@ -91,7 +92,9 @@ SHAPES = {
     "cluener": Shape("cluener", 32, 64, 768, 64, ((10, True, True),), "ner"),
 }
 SMOKE_SHAPES = {
-    "duie-smoke": Shape("duie-smoke", 2, 12, 16, 8, ((2, True, True), (3, False, False), (3, False, False)), "relation"),
+    "duie-smoke": Shape(
+        "duie-smoke", 2, 12, 16, 8, ((2, True, True), (3, False, False), (3, False, False)), "relation"
+    ),
     "cluener-smoke": Shape("cluener-smoke", 2, 10, 16, 8, ((4, True, True),), "ner"),
 }
 
@@ -112,7 +115,9 @@ def gold_cells(shape: Shape, lengths: list[int], seed: int) -> list[set[tuple[in
     for b, length in enumerate(lengths):
         for _ in range(rng.randint(1, 4)):
             if shape.task == "relation":  # (subject, predicate, object) as GPLinker labels it
-                (si, sj), (oi, oj), p = random_span(rng, length), random_span(rng, length), rng.randrange(shape.heads[1][0])
+                (si, sj), (oi, oj), p = (
+                    random_span(rng, length), random_span(rng, length), rng.randrange(shape.heads[1][0])
+                )
                 cells[0] |= {(b, 0, si * n + sj), (b, 1, oi * n + oj)}
                 cells[1].add((b, p, si * n + oi))
                 cells[2].add((b, p, sj * n + oj))
@@ -151,7 +156,8 @@ def gplinker_heads(shape: Shape, seed: int) -> nn.ModuleList:
     """gplinker's EGP heads for the shape, seeded."""
     torch.manual_seed(seed)
     return nn.ModuleList(
-        EfficientGlobalPointer(shape.hidden, c, shape.head_size, rope=rope, tril_mask=tril) for c, rope, tril in shape.heads
+        EfficientGlobalPointer(shape.hidden, c, shape.head_size, rope=rope, tril_mask=tril)
+        for c, rope, tril in shape.heads
     )
 
 
@@ -177,7 +183,7 @@ def bert4torch_heads(ours: nn.ModuleList) -> nn.ModuleList:
 
 
 def build(impl: str, shape: Shape, seed: int):
-    """(heads, loss function of (logits list, targets list), targets, hidden, mask) for one implementation."""
+    """(heads, loss function of (head outputs list, targets list), targets, hidden, mask) for one implementation."""
     hidden, mask, cells = make_inputs(shape, seed)
     ours = gplinker_heads(shape, seed)
     if impl.startswith("gplinker"):
@@ -187,9 +193,9 @@ def build(impl: str, shape: Shape, seed: int):
     return bert4torch_heads(ours), bert4torch_loss_fn(), targets, hidden, mask
 
 
-def gplinker_loss(logits: list[Tensor], targets: list[Tensor]) -> Tensor:
-    """gplinker: pointer_loss per head, summed over heads (as GPLinkerModel does)."""
-    return sum(pointer_loss(x, t) for x, t in zip(logits, targets))
+def gplinker_loss(scores: list[PairScores], targets: list[Tensor]) -> Tensor:
+    """gplinker: pointer_loss per head's PairScores, summed over heads (as GPLinkerModel does)."""
+    return sum(pointer_loss(x, t) for x, t in zip(scores, targets))
 
 
 def bert4torch_loss_fn():
@@ -205,15 +211,20 @@ def bert4torch_loss_fn():
 
 
 def step(heads: nn.ModuleList, loss_fn, targets: list[Tensor], hidden: Tensor, mask: Tensor, bf16: bool = False):
-    """One forward + loss + backward from fresh gradients; returns (loss, logits) to be dropped by the caller."""
+    """One forward + loss + backward from fresh gradients; returns (loss, head outputs) to be dropped by the caller."""
     hidden.grad = None
     for p in heads.parameters():
         p.grad = None
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = [head(hidden, mask) for head in heads]  # (B, C, L, L) each, as GPLinkerModel computes them
-        loss = loss_fn(logits, targets)
+        outputs = [head(hidden, mask) for head in heads]  # every head first, as GPLinkerModel computes them
+        loss = loss_fn(outputs, targets)
     loss.backward()
-    return loss, logits
+    return loss, outputs
+
+
+def logits_of(output: PairScores | Tensor) -> Tensor:
+    """The logits (B, C, L, L) of a head's output: gplinker's heads return PairScores, bert4torch's a tensor."""
+    return output.logits if isinstance(output, PairScores) else output
 
 
 # --- parity ---------------------------------------------------------------------------------------
@@ -225,8 +236,8 @@ def check_parity(shape: Shape, seed: int) -> str:
     for impl in IMPLS[:2]:
         heads, loss_fn, targets, hidden, mask = build(impl, shape, seed)
         hidden.requires_grad_(True)
-        loss, logits = step(heads, loss_fn, targets, hidden, mask)
-        results[impl] = (loss.detach(), [x.detach() for x in logits], hidden.grad)
+        loss, outputs = step(heads, loss_fn, targets, hidden, mask)
+        results[impl] = (loss.detach(), [logits_of(x).detach() for x in outputs], hidden.grad)
     (loss_a, logits_a, grad_a), (loss_b, logits_b, grad_b) = results["gplinker"], results["bert4torch"]
     _, mask, _ = make_inputs(shape, seed)
     worst = 0.0
@@ -292,19 +303,20 @@ def worker(impl: str, shape: Shape, warmup: int, repeats: int, seed: int, thread
         before = status_kib("VmRSS")
         can_reset = reset_peak_rss()
         start = time.perf_counter()
-        loss, logits = step(heads, loss_fn, targets, hidden, mask, bf16)
+        loss, outputs = step(heads, loss_fn, targets, hidden, mask, bf16)
         times.append(time.perf_counter() - start)
         peaks.append((status_kib("VmHWM") - before) * 1024 if can_reset else None)
         assert torch.isfinite(loss).item() and torch.isfinite(hidden.grad).all().item()
-        del loss, logits
+        del loss, outputs
     return {"impl": impl, "shape": shape.name, "times": times, "peaks": peaks, "threads": torch.get_num_threads()}
 
 
 def run_worker(impl: str, shape: str, args) -> dict:
     """Run one worker in a fresh interpreter and return its JSON result."""
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--shapes", shape, "--warmup", str(args.warmup),
-        "--repeats", str(args.repeats), "--seed", str(args.seed), "--threads", str(args.threads),
+        sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--shapes", shape,
+        "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--seed", str(args.seed),
+        "--threads", str(args.threads),
     ]
     if args.smoke:
         cmd.append("--smoke")
@@ -425,7 +437,7 @@ def goal_line(results: list[dict], shapes: list[str]) -> str:
     """Whether float32 gplinker is >= 2x faster and <= 0.5x peak memory than bert4torch on every shape."""
     verdicts = []
     for shape in shapes:
-        def med(impl: str, key: str) -> float:
+        def med(impl: str, key: str, shape: str = shape) -> float:
             return statistics.median(x for r in results if r["impl"] == impl and r["shape"] == shape for x in r[key])
         speed = med("bert4torch", "times") / med("gplinker", "times")
         memory = med("gplinker", "peaks") / max(med("bert4torch", "peaks"), 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,10 +14,12 @@ pytest.importorskip("onnxscript")
 from gplinker import Pipeline  # noqa: E402
 from gplinker.cli import app  # noqa: E402
 from gplinker.errors import ConfigError  # noqa: E402
-from gplinker.export import ONNX_FILE, OnnxLogits, logit_difference  # noqa: E402
+from gplinker.export import logit_difference, traceable_logits  # noqa: E402
+from gplinker.modeling.pointer import EfficientGlobalPointer, GlobalPointer  # noqa: E402
+from gplinker.onnx_runtime import ONNX_FILE, OnnxLogits  # noqa: E402
 from gplinker.predict import Predictor  # noqa: E402
 from tests.conftest import write_jsonl  # noqa: E402
-from tests.test_pipeline import LONG, MAX_LENGTH, TEXTS, build_model_dir  # noqa: E402
+from tests.test_pipeline import LONG, TEXTS, build_model_dir  # noqa: E402
 
 runner = CliRunner()
 
@@ -86,6 +87,17 @@ def test_pipeline_runtime_onnx_matches_torch(exported):
     b = Pipeline.from_pretrained(exported["onnx"], runtime="onnx")(TEXTS + [LONG])
     spans = lambda records: [{(e["start"], e["end"], e["type"]) for e in r["entities"]} for r in records]  # noqa: E731
     assert spans(a) == spans(b)
+
+
+@pytest.mark.parametrize("head_cls", [EfficientGlobalPointer, GlobalPointer])
+@pytest.mark.parametrize("tril_mask", [True, False])
+def test_traceable_logits_equal_the_head_forward_bit_for_bit(head_cls, tril_mask):
+    torch.manual_seed(0)
+    head = head_cls(8, 3, 4, tril_mask=tril_mask)
+    hidden = torch.randn(2, 6, 8, generator=torch.Generator().manual_seed(1))
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        assert torch.equal(traceable_logits(head, hidden, mask), head(hidden, mask).logits)
 
 
 def test_logit_difference_ignores_masked_cells_and_flags_mask_changes():

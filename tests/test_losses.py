@@ -12,7 +12,7 @@ from gplinker.modeling.losses import (
     soft_multilabel_categorical_crossentropy,
     sparse_multilabel_categorical_crossentropy,
 )
-from gplinker.modeling.pointer import EfficientGlobalPointer, egp_parts
+from gplinker.modeling.pointer import EfficientGlobalPointer, GlobalPointer, PairScores
 
 
 def zlpr_reference(scores: list[float], positives: set[int]) -> float:
@@ -196,7 +196,7 @@ def test_pointer_loss_sums_heads_and_averages_batch():
         for hi in range(h):
             scores = [logits[bi, hi, i, j].item() for i in range(n) for j in range(n)]
             expected += zlpr_reference(scores, {i * n + j for i, j in cells[bi, hi]})
-    loss = pointer_loss(logits, positives)
+    loss = pointer_loss(PairScores(logits, None), positives)
     assert loss.shape == ()
     assert loss.item() == pytest.approx(expected / b, rel=1e-5)
 
@@ -207,8 +207,9 @@ def test_pointer_loss_ignores_masked_cells_of_a_head():
     hidden = torch.randn(2, 4, 8)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     positives = torch.tensor([[[1, -1], [0 * 4 + 3, 2 * 4 + 2]], [[-1, -1], [0 * 4 + 1, -1]]])
-    logits = egp(hidden, mask)
-    loss = pointer_loss(logits, positives)
+    scores = egp(hidden, mask)
+    logits = scores.logits
+    loss = pointer_loss(scores, positives)
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in egp.parameters())
     expected = 0.0
@@ -242,26 +243,44 @@ def egp_batch(seed: int, tril_mask: bool = True):
 
 
 @pytest.mark.parametrize("tril_mask", [True, False])
-def test_pointer_loss_on_fresh_egp_logits_equals_the_generic_path(tril_mask):
+def test_pointer_loss_with_parts_equals_the_plain_path(tril_mask):
     egp, hidden, mask, positives = egp_batch(10, tril_mask)
-    logits = egp(hidden, mask)
-    assert egp_parts(logits) is not None  # the fused path is taken ...
-    assert egp_parts(logits * 1) is None  # ... and this one is not
-    fused = pointer_loss(logits, positives)
-    grads = torch.autograd.grad(fused, [hidden, *egp.parameters()])
-    generic = pointer_loss(egp(hidden, mask) * 1, positives)
-    expected = torch.autograd.grad(generic, [hidden, *egp.parameters()])
-    torch.testing.assert_close(fused, generic)
+    scores = egp(hidden, mask)
+    fast = pointer_loss(scores, positives)
+    grads = torch.autograd.grad(fast, [hidden, *egp.parameters()])
+    plain = pointer_loss(PairScores(egp(hidden, mask).logits, None), positives)
+    expected = torch.autograd.grad(plain, [hidden, *egp.parameters()])
+    torch.testing.assert_close(fast, plain)
     for got, want in zip(grads, expected):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
 
 
-def test_pointer_loss_after_in_place_change_uses_the_changed_logits():
+def test_pointer_loss_with_parts_sends_no_gradient_through_the_logits():
+    # the fast path back-propagates into the parts: d loss / d logits (B, H, L, L) is never built
+    egp, hidden, mask, positives = egp_batch(10)
+    for parts_given in (True, False):
+        scores = egp(hidden, mask)
+        scores.logits.retain_grad()
+        pointer_loss(scores if parts_given else PairScores(scores.logits, None), positives).backward()
+        assert (scores.logits.grad is None) == parts_given
+        assert hidden.grad is not None and hidden.grad.abs().max() > 0
+        hidden.grad = None
+
+
+def test_an_op_between_head_and_loss_gives_the_exact_same_loss():
+    egp, hidden, mask, positives = egp_batch(17)
+    scores = egp(hidden, mask)
+    assert scores.parts is not None
+    fast = pointer_loss(scores, positives)
+    assert torch.equal(pointer_loss(PairScores(scores.logits * 1, None), positives), fast)
+    assert torch.equal(pointer_loss(PairScores(scores.logits, None), positives), fast)
+
+
+def test_transformed_logits_as_plain_scores_give_the_loss_of_the_new_logits():
     egp, hidden, mask, positives = egp_batch(11)
-    logits = egp(hidden, mask)
-    with torch.no_grad():
-        logits[0, 0, 0, :] = 3.0  # cells (0, j) of sample 0, head 0
-    loss = pointer_loss(logits, positives)
+    logits = egp(hidden, mask).logits.clone()
+    logits[0, 0, 0, :] = 3.0  # cells (0, j) of sample 0, head 0
+    loss = pointer_loss(PairScores(logits, None), positives)
     expected = 0.0
     for b in range(3):
         for h in range(4):
@@ -321,12 +340,12 @@ def test_bf16_logits_get_bf16_gradient_close_to_float32():
 def test_pointer_loss_plus_another_use_of_the_logits_sums_both_gradients():
     egp, hidden, mask, positives = egp_batch(15)
     weights = torch.randn(3, 4, 6, 6, generator=torch.Generator().manual_seed(15))
-    logits = egp(hidden, mask)
-    live = logits > -1e11
-    total = pointer_loss(logits, positives) + (logits * weights)[live].sum()  # fused path + plain use
+    scores = egp(hidden, mask)
+    live = scores.logits > -1e11
+    total = pointer_loss(scores, positives) + (scores.logits * weights)[live].sum()  # fast path + plain use
     (grad,) = torch.autograd.grad(total, hidden)
-    logits = egp(hidden, mask) * 1  # generic path for both terms
-    expected_total = pointer_loss(logits, positives) + (logits * weights)[live].sum()
+    logits = egp(hidden, mask).logits * 1  # plain path for both terms
+    expected_total = pointer_loss(PairScores(logits, None), positives) + (logits * weights)[live].sum()
     (expected,) = torch.autograd.grad(expected_total, hidden)
     torch.testing.assert_close(grad, expected, atol=1e-6, rtol=1e-5)
 
@@ -335,5 +354,83 @@ def test_pointer_loss_in_inference_mode_equals_the_training_value():
     egp, hidden, mask, positives = egp_batch(16)
     expected = pointer_loss(egp(hidden, mask), positives)
     with torch.inference_mode():
-        got = pointer_loss(egp(hidden, mask), positives)
+        scores = egp(hidden, mask)
+        got = pointer_loss(scores, positives)
+        plain = pointer_loss(PairScores(scores.logits, None), positives)
     torch.testing.assert_close(got, expected.detach())
+    torch.testing.assert_close(plain, expected.detach())
+
+
+# --- positives listed more than once: counted once per listing, in the loss and in its gradient ------
+
+
+def zlpr_plain(s: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+    """Per row of s (..., n): log(1 + sum over listed positives of e^{-s}) + log(1 + sum over the other cells of e^{s}).
+
+    Written out with indexing and logsumexp, so autograd gives the gradient; y_true (..., k), -1 = pad.
+    """
+    rows, ys = s.reshape(-1, s.shape[-1]), y_true.reshape(-1, y_true.shape[-1])
+    zero = s.new_zeros(1)
+    out = []
+    for row, y in zip(rows, ys):
+        listed = [i for i in y.tolist() if i >= 0]  # duplicates kept
+        other = torch.ones(row.shape[0], dtype=torch.bool)
+        other[listed] = False
+        pos = torch.logsumexp(torch.cat([-row[listed], zero]), dim=0)
+        neg = torch.logsumexp(torch.cat([row[other], zero]), dim=0)
+        out.append(pos + neg)
+    return torch.stack(out).view(s.shape[:-1])
+
+
+def duplicated_positives(rows: int, n: int, seed: int) -> torch.Tensor:
+    """(rows, 6) positive indices with -1 padding: every row but the last lists some index 2 or 3 times."""
+    g = torch.Generator().manual_seed(seed)
+    out = torch.full((rows, 6), -1, dtype=torch.long)
+    for r in range(rows - 1):
+        a, b = torch.randperm(n, generator=g)[:2].tolist()
+        out[r, :5] = torch.tensor([a, b, a, -1, a] if r % 2 else [b, a, b, a, -1])
+    out[-1, 2] = int(torch.randint(n, (1,), generator=g))  # listed once
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sparse_loss_counts_a_duplicated_positive_once_per_listing(dtype):
+    g = torch.Generator().manual_seed(18)
+    s = (3 * torch.randn(2, 3, 11, generator=g, dtype=dtype)).requires_grad_(True)
+    y_true = duplicated_positives(6, 11, seed=18).view(2, 3, 6)
+    got = sparse_multilabel_categorical_crossentropy(s, y_true)
+    (grad,) = torch.autograd.grad(got.sum(), s)
+    want = zlpr_plain(s, y_true)
+    (want_grad,) = torch.autograd.grad(want.sum(), s)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(grad, want_grad)
+
+
+def head_batch(head_cls, dtype: torch.dtype, seed: int):
+    """A small head in dtype, hidden (2, 5, 8) with padding, and unmasked positives listed up to 3 times."""
+    torch.manual_seed(seed)
+    head = head_cls(8, 3, 4).to(dtype)
+    hidden = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(seed), dtype=dtype, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    positives = torch.tensor([
+        [[0 * 5 + 2, 1 * 5 + 3, 0 * 5 + 2, -1], [4 * 5 + 4, 4 * 5 + 4, 4 * 5 + 4, 0], [-1, -1, -1, -1]],
+        [[1 * 5 + 1, -1, 1 * 5 + 1, 0 * 5 + 2], [2 * 5 + 2, -1, -1, -1], [0 * 5 + 1, 0 * 5 + 1, -1, 1 * 5 + 2]],
+    ])
+    return head, hidden, mask, positives
+
+
+@pytest.mark.parametrize("head_cls", [EfficientGlobalPointer, GlobalPointer])  # fast path and plain path
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pointer_loss_counts_a_duplicated_positive_once_per_listing(head_cls, dtype):
+    head, hidden, mask, positives = head_batch(head_cls, dtype, seed=19)
+    params = [hidden, *head.parameters()]
+    scores = head(hidden, mask)
+    assert (scores.parts is None) == (head_cls is GlobalPointer)
+    got = pointer_loss(scores, positives)
+    grads = torch.autograd.grad(got, params)
+    logits = head(hidden, mask).logits
+    want = zlpr_plain(logits.flatten(2), positives).sum(dim=1).mean()
+    want_grads = torch.autograd.grad(want, params)
+    torch.testing.assert_close(got, want)
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w)

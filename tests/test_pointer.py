@@ -9,8 +9,9 @@ from gplinker.modeling import pointer
 from gplinker.modeling.pointer import (
     EfficientGlobalPointer,
     GlobalPointer,
+    PairScores,
     apply_rope,
-    egp_parts,
+    egp_logits,
     mask_value,
     sinusoidal_rope,
 )
@@ -135,10 +136,13 @@ def test_efficient_global_pointer_matches_reference(rope, tril_mask):
     egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE, rope=rope, tril_mask=tril_mask)
     hidden, mask = make_inputs()
     with torch.no_grad():
-        out = egp(hidden, mask)
+        out = egp(hidden, mask).logits
+        parts = egp.parts(hidden, mask)
+        plain = egp_logits(parts.qk, parts.start, parts.end, parts.drop)
         expected = egp_reference(egp, hidden, mask)
-    assert out.shape == (B, HEADS, L, L)
+    assert out.shape == plain.shape == (B, HEADS, L, L)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain, expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("rope", [True, False])
@@ -148,7 +152,7 @@ def test_global_pointer_matches_reference(rope, tril_mask):
     gp = GlobalPointer(D, HEADS, HEAD_SIZE, rope=rope, tril_mask=tril_mask)
     hidden, mask = make_inputs()
     with torch.no_grad():
-        out = gp(hidden, mask)
+        out = gp(hidden, mask).logits
         expected = gp_reference(gp, hidden, mask)
     assert out.shape == (B, HEADS, L, L)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
@@ -160,7 +164,7 @@ def test_masked_cells_equal_mask_value(head_cls, mask_dtype):
     torch.manual_seed(0)
     head = head_cls(D, HEADS, HEAD_SIZE)
     hidden, mask = make_inputs()
-    out = head(hidden, mask.to(mask_dtype))
+    out = head(hidden, mask.to(mask_dtype)).logits
     for b in range(B):
         for i in range(L):
             for j in range(L):
@@ -176,8 +180,8 @@ def test_padding_does_not_change_real_logits(head_cls):
     short = torch.randn(1, 3, D, generator=g)
     padded = torch.cat([short, 100 * torch.randn(1, 4, D, generator=g)], dim=1)  # junk in the padding
     with torch.no_grad():
-        alone = head(short, torch.ones(1, 3, dtype=torch.long))
-        in_batch = head(padded, torch.tensor([[1, 1, 1, 0, 0, 0, 0]]))
+        alone = head(short, torch.ones(1, 3, dtype=torch.long)).logits
+        in_batch = head(padded, torch.tensor([[1, 1, 1, 0, 0, 0, 0]])).logits
     torch.testing.assert_close(in_batch[:, :, :3, :3], alone, atol=1e-5, rtol=1e-5)
 
 
@@ -187,7 +191,7 @@ def test_backward_through_in_place_mask_gives_padding_no_gradient(head_cls):
     head = head_cls(D, HEADS, HEAD_SIZE)
     hidden, mask = make_inputs()
     hidden.requires_grad_(True)
-    out = head(hidden, mask)
+    out = head(hidden, mask).logits
     out.where(out > mask_value(out.dtype), 0).square().sum().backward()
     assert torch.isfinite(hidden.grad).all()
     assert hidden.grad[1, 3:].abs().max().item() == 0.0  # padded tokens touch only masked cells
@@ -201,58 +205,75 @@ def test_bf16_autocast_on_cpu_stays_finite(head_cls):
     hidden, mask = make_inputs()
     hidden = hidden * 10
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = head(hidden, mask)
+        out = head(hidden, mask).logits
     assert torch.isfinite(out).all()
     assert (out[1, :, 4, 4] == torch.tensor(mask_value(out.dtype), dtype=out.dtype)).all()
     out.float().clamp(min=-1e4).sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in head.parameters())
 
 
-# --- the blockwise implementation (pointer._PairScores) against plain broadcasting autograd ---------
+# --- the blockwise implementation (pointer._PairScores) against pointer.egp_logits under autograd ------
 
 
 def egp_plain(egp: EfficientGlobalPointer, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The EGP formula with plain broadcast adds and one masked_fill, differentiated by autograd."""
-    x = egp.p_dense(hidden)
-    q, k = x[..., ::2], x[..., 1::2]
-    if egp.rope:
-        cos, sin = sinusoidal_rope(hidden.shape[1], egp.head_size, "cpu", x.dtype)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-    bias = egp.q_dense(x) / 2  # (B, L, 2H): channel 2h scores the end j, 2h+1 the start i
-    logits = (q @ k.transpose(1, 2))[:, None] / math.sqrt(egp.head_size)
-    logits = logits + bias[..., 1::2].transpose(1, 2)[..., None] + bias[..., ::2].transpose(1, 2)[:, :, None]
-    n = hidden.shape[1]
-    real = mask.bool()
-    masked = ~(real[:, :, None] & real[:, None, :])
-    if egp.tril_mask:
-        masked = masked | torch.ones(n, n, dtype=torch.bool).tril(-1)
-    return logits.masked_fill(masked[:, None], mask_value(logits.dtype))
+    """The EGP logits as pointer.egp_logits of the head's parts: plain broadcast ops, differentiated by autograd."""
+    parts = egp.parts(hidden, mask)
+    return egp_logits(parts.qk, parts.start, parts.end, parts.drop)
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 40, 1 << 18])  # one cell per block up to one block for all
 @pytest.mark.parametrize("tril_mask", [True, False])
-def test_efficient_global_pointer_blocks_match_plain_autograd(monkeypatch, chunk, tril_mask):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_efficient_global_pointer_blocks_match_plain_autograd(monkeypatch, chunk, tril_mask, dtype):
     monkeypatch.setattr(pointer, "_CHUNK", chunk)
     torch.manual_seed(0)
-    egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE, tril_mask=tril_mask)
+    egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE, tril_mask=tril_mask).to(dtype)
     hidden, mask = make_inputs(4)
-    hidden.requires_grad_(True)
-    weights = torch.randn(B, HEADS, L, L, generator=torch.Generator().manual_seed(5))
-    out = egp(hidden, mask)
-    (grad,) = torch.autograd.grad((out * weights).sum(), hidden)
+    hidden = hidden.to(dtype).requires_grad_(True)
+    weights = torch.randn(B, HEADS, L, L, generator=torch.Generator().manual_seed(5), dtype=dtype)
+    out = egp(hidden, mask).logits
+    grads = torch.autograd.grad((out * weights).sum(), [hidden, *egp.parameters()])
     expected = egp_plain(egp, hidden, mask)
-    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), hidden)
-    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(grad, expected_grad, atol=1e-5, rtol=1e-5)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), [hidden, *egp.parameters()])
+    assert torch.equal(out, expected)  # the same sums in the same order: bit for bit
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_egp_returns_the_parts_of_its_logits_and_gp_none():
+    torch.manual_seed(0)
+    egp, gp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE), GlobalPointer(D, HEADS, HEAD_SIZE)
+    hidden, mask = make_inputs()
+    scores = egp(hidden, mask)
+    assert isinstance(scores, PairScores) and scores.parts is not None
+    parts = scores.parts
+    assert parts.qk.shape == (B, L, L) and parts.start.shape == parts.end.shape == (B, HEADS, L)
+    assert parts.drop.dtype == torch.bool and parts.drop.shape == (B, L, L)
+    for b in range(B):
+        for i in range(L):
+            for j in range(L):
+                assert parts.drop[b, i, j].item() == is_masked(mask, b, i, j, tril_mask=True)
+    assert torch.equal(scores.logits, egp_logits(parts.qk, parts.start, parts.end, parts.drop))
+    plain = gp(hidden, mask)
+    assert isinstance(plain, PairScores) and plain.parts is None and plain.logits.shape == (B, HEADS, L, L)
+
+
+def test_egp_logits_masks_non_finite_cells_exactly():
+    qk = torch.zeros(1, 2, 2)
+    start = torch.tensor([[[1.0, float("inf")]]])  # (1, 1, 2): start of row 1 is inf
+    end = torch.tensor([[[2.0, float("-inf")]]])  # end of column 1 is -inf: inf - inf at cell (1, 1)
+    drop = torch.tensor([[[False, True], [True, True]]])
+    out = egp_logits(qk, start, end, drop)
+    assert torch.equal(out, torch.tensor([[[[3.0, -1e12], [-1e12, -1e12]]]]))
 
 
 def test_non_finite_padding_still_gives_exact_masked_cells():
     torch.manual_seed(0)
     egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE)
     hidden, mask = make_inputs()
-    clean = egp(hidden, mask)
+    clean = egp(hidden, mask).logits
     hidden[1, 3:] = float("inf")  # padding of sample 1: its q_dense biases become inf / nan
-    out = egp(hidden, mask)
+    out = egp(hidden, mask).logits
     for i in range(L):
         for j in range(L):
             if is_masked(mask, 1, i, j, tril_mask=True):
@@ -265,27 +286,12 @@ def test_infinite_gradient_on_masked_cells_passes_nothing():
     egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE)
     hidden, mask = make_inputs()
     hidden.requires_grad_(True)
-    out = egp(hidden, mask)
+    out = egp(hidden, mask).logits
     weights = torch.ones_like(out)
     weights[1, :, 4, 4] = float("inf")  # d/d out at a masked (padding) cell; inf * 0 would be nan
     out.backward(weights)
     assert torch.isfinite(hidden.grad).all()
     assert hidden.grad[1, 3:].abs().max().item() == 0.0
-
-
-def test_egp_parts_only_for_fresh_unmodified_logits():
-    torch.manual_seed(0)
-    egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE)
-    hidden, mask = make_inputs()
-    out = egp(hidden, mask)
-    parts = egp_parts(out)
-    assert parts is not None and parts.qk.shape == (B, L, L) and parts.start.shape == (B, HEADS, L)
-    assert egp_parts(out.clone()) is None and egp_parts(out[:1]) is None
-    with torch.no_grad():
-        out[0, 0, 0, 0] = 5.0  # in place, invisible to the graph: the parts no longer describe out
-    assert egp_parts(out) is None
-    with torch.no_grad():
-        assert egp_parts(egp(hidden, mask)) is None  # no autograd node at all
 
 
 @pytest.mark.parametrize("head_cls", [EfficientGlobalPointer, GlobalPointer])
@@ -297,4 +303,5 @@ def test_inference_mode_gives_the_same_logits(head_cls):
         expected = head(hidden, mask)
     with torch.inference_mode():
         out = head(hidden, mask)
-    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(out.logits, expected.logits)
+    assert (out.parts is None) == (expected.parts is None) == (head_cls is GlobalPointer)

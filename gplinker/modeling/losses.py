@@ -6,16 +6,21 @@ so every positive is pushed above 0 and every negative below 0 (threshold 0 at d
 All losses compute in at least float32 and use large finite fills, never +-inf.
 The sparse loss has a hand-written backward (_SparseZLPR, _PointerZLPR) that walks rows in
 cache-sized blocks and keeps no copy of the logits; see scripts/bench_heads.py for what it buys.
+An index listed k times among the positives counts k times in P (in the loss and its gradient).
+pointer_loss takes a head's PairScores (gplinker.modeling.pointer): given an EGP's parts, its
+backward goes straight into them (_PointerZLPR); without parts it is the plain sparse loss.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from gplinker.modeling.pointer import egp_parts
+if TYPE_CHECKING:
+    from gplinker.modeling.pointer import EgpParts, PairScores
 
 _BIG = 1e12  # fill for cells excluded from a logsumexp: exp(-_BIG) == 0 in float32/64
 
@@ -53,9 +58,10 @@ _CHUNK = 1 << 18  # cells per block of rows (1 MiB of float32): each block's tem
 
 
 def _zlpr_rows(s: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(index, valid, A_N, A_P) for logits s (R, n) and unique positives y_true (R, k), -1 = pad; no autograd.
+    """(index, valid, A_N, A_P) for logits s (R, n) and positives y_true (R, k), -1 = pad; no autograd.
 
-    A_N = log(1 + sum_{j in N} e^{s_j}) and A_P = log(1 + sum_{i in P} e^{-s_i}), so the loss is A_N + A_P.
+    A_N = log(1 + sum_{j in N} e^{s_j}) and A_P = log(1 + sum_{i in P} e^{-s_i}), so the loss is A_N + A_P;
+    P is the list y_true (an index listed twice counts twice in A_P), N the cells not listed.
     """
     rows, n = s.shape
     work = torch.promote_types(s.dtype, torch.float32)
@@ -83,7 +89,7 @@ def _zlpr_rows(s: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor, Tensor, Tenso
 class _RowGrads:
     """Writes d loss / d s for rows of s, given the per-row upstream gradient g (R,).
 
-        d/ds_j = g e^{s_j - A_N}  (j in N),      d/ds_i = -g e^{-s_i - A_P}  (i in P),
+        d/ds_j = g e^{s_j - A_N}  (j in N),      d/ds_i = -g e^{-s_i - A_P}  per listing of i in P,
     the first as sign(g) e^{s_j - A_N + log|g|}, so that no product is subnormal.
     """
 
@@ -103,21 +109,24 @@ class _RowGrads:
         _exp_(torch.add(self.s[r0:r1], self.shift[r0:r1, None], out=out))
         if self.sign is not None:
             out.mul_(self.sign[r0:r1, None])
-        lo, hi = self.start[r0], self.start[r1]  # positives: their negative term is 0, overwrite
-        out.view(-1)[self.cells[lo:hi] - r0 * self.n] = self.values[lo:hi].to(out.dtype)
+        lo, hi = self.start[r0], self.start[r1]
+        cells, flat = self.cells[lo:hi] - r0 * self.n, out.view(-1)
+        flat.index_fill_(0, cells, 0)  # a positive has no negative term
+        flat.index_put_((cells,), self.values[lo:hi].to(out.dtype), accumulate=True)  # one term per listing
         return out
 
 
-def _save_rows_and_loss(ctx, s: Tensor, y_true: Tensor) -> Tensor:
+def _save_rows_and_loss(ctx: Any, s: Tensor, y_true: Tensor) -> Tensor:
     """Per-row loss A_P + A_N of s (R, n); saves on ctx what _saved_row_grads needs."""
     index, valid, lse_neg, lse_pos = _zlpr_rows(s, y_true)
     ctx.save_for_backward(s, index, valid, lse_neg, lse_pos)
     return lse_pos + lse_neg
 
 
-def _saved_row_grads(ctx, grad_loss: Tensor) -> _RowGrads:
+def _saved_row_grads(ctx: Any, grad_loss: Tensor) -> _RowGrads:
     """The gradient writer of a forward that ran _save_rows_and_loss."""
-    return _RowGrads(*ctx.saved_tensors, grad_loss)
+    s, index, valid, lse_neg, lse_pos = ctx.saved_tensors
+    return _RowGrads(s, index, valid, lse_neg, lse_pos, grad_loss)
 
 
 class _SparseZLPR(torch.autograd.Function):
@@ -129,12 +138,12 @@ class _SparseZLPR(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, s: Tensor, y_true: Tensor) -> Tensor:
+    def forward(ctx: Any, s: Tensor, y_true: Tensor) -> Tensor:
         return _save_rows_and_loss(ctx, s, y_true)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss: Tensor):
+    def backward(ctx: Any, grad_loss: Tensor) -> tuple[Tensor, None]:
         writer = _saved_row_grads(ctx, grad_loss)
         s = writer.s
         rows, n = s.shape
@@ -154,17 +163,18 @@ class _PointerZLPR(torch.autograd.Function):
     """Sparse ZLPR of EGP logits, back-propagated straight into the head's (qk, start, end).
 
     Each (batch, head) block of d loss / d logits is written into a cache-sized buffer and reduced
-    at once (PairScoreParts.backward_by_blocks): the full (B, H, L, L) gradient is never built.
+    at once (EgpParts.backward_by_blocks): the full (B, H, L, L) gradient is never built.
     """
 
     @staticmethod
-    def forward(ctx, qk: Tensor, start: Tensor, end: Tensor, s: Tensor, y_true: Tensor, parts) -> Tensor:
+    def forward(ctx: Any, qk: Tensor, start: Tensor, end: Tensor, s: Tensor, y_true: Tensor,  # noqa: ARG004
+                parts: EgpParts) -> Tensor:
         ctx.parts = parts  # qk, start, end: only graph edges
         return _save_rows_and_loss(ctx, s, y_true)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss: Tensor):
+    def backward(ctx: Any, grad_loss: Tensor) -> tuple[Tensor | None, ...]:
         writer = _saved_row_grads(ctx, grad_loss)
         heads = ctx.parts.start.shape[1]
 
@@ -176,13 +186,13 @@ class _PointerZLPR(torch.autograd.Function):
 
 
 def sparse_multilabel_categorical_crossentropy(y_pred: Tensor, y_true: Tensor) -> Tensor:
-    """ZLPR loss (...) from logits y_pred (..., n) and unique positive indices y_true (..., k), -1 = pad."""
+    """ZLPR loss (...) from logits y_pred (..., n) and positive indices y_true (..., k), -1 = pad."""
     # Sparse form of kexue.fm/archives/8888 (no dense labels). Its negative term
     #   log(1 + sum_N e^s) = A + log(1 - e^{logsumexp(s_P) - A}),  A = log(1 + sum_all e^s),
     # cancels in float32 once a positive dominates (the eps clip then gives loss ~4 and a gradient
     # pushing that positive DOWN). _zlpr_rows instead knocks the positives out of [s, 0]: exact.
     s = y_pred.reshape(-1, y_pred.shape[-1])  # (R, n)
-    loss = _SparseZLPR.apply(s, y_true.reshape(s.shape[0], y_true.shape[-1]))  # (R,)
+    loss: Tensor = _SparseZLPR.apply(s, y_true.reshape(s.shape[0], y_true.shape[-1]))  # type: ignore[no-untyped-call]
     return loss.view(y_pred.shape[:-1])
 
 
@@ -201,13 +211,18 @@ def soft_multilabel_categorical_crossentropy(y_true: Tensor, y_pred: Tensor) -> 
     return neg_loss + pos_loss
 
 
-def pointer_loss(logits: Tensor, positives: Tensor) -> Tensor:
-    """Sparse ZLPR over span logits (B, H, L, L) and flat cells i*L+j (B, H, K): sum heads, mean batch."""
+def pointer_loss(scores: PairScores, positives: Tensor) -> Tensor:
+    """Sparse ZLPR over a head's span logits (B, H, L, L) and flat cells i*L+j (B, H, K): sum heads, mean batch.
+
+    scores.parts present (an EfficientGlobalPointer's): the loss of scores.logits, back-propagated
+    straight into the parts; absent: the plain sparse loss over scores.logits. See pointer.PairScores.
+    """
+    logits, parts = scores.logits, scores.parts
     b, h, l, _ = logits.shape
-    parts = egp_parts(logits)
     if parts is None:
         loss = sparse_multilabel_categorical_crossentropy(logits.reshape(b, h, l * l), positives)  # (B, H)
-    else:  # fresh EfficientGlobalPointer logits: same loss, leaner backward
+    else:  # same loss, leaner backward
         s, y_true = logits.detach().view(b * h, l * l), positives.reshape(b * h, positives.shape[-1])
-        loss = _PointerZLPR.apply(parts.qk, parts.start, parts.end, s, y_true, parts).view(b, h)
+        rows: Tensor = _PointerZLPR.apply(parts.qk, parts.start, parts.end, s, y_true, parts)  # type: ignore[no-untyped-call]
+        loss = rows.view(b, h)
     return loss.sum(dim=1).mean()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
+from torch import Tensor, nn
 
 from gplinker.errors import ConfigError
 from gplinker.head_spec import HeadSpec
+from gplinker.model_format import check_model_format
 from gplinker.modeling.losses import pointer_loss
 from gplinker.modeling.pointer import EfficientGlobalPointer, GlobalPointer
 
@@ -21,6 +23,8 @@ CONFIG = "config.json"
 
 @dataclass
 class PointerOutput:
+    """What the model returns: the summed loss (when labels were given) and plain logits per head."""
+
     loss: torch.Tensor | None
     logits: dict[str, torch.Tensor]  # head name -> (B, C, L, L)
 
@@ -28,10 +32,12 @@ class PointerOutput:
 class GPLinkerModel(nn.Module):
     """encoder → last hidden states (B, L, D) → one (E)GP head per HeadSpec → logits (B, C, L, L)."""
 
-    def __init__(self, encoder: nn.Module, heads: list[HeadSpec], head_type: str = "egp", head_size: int = 64):
+    def __init__(self, encoder: Any, heads: list[HeadSpec], head_type: str = "egp", head_size: int = 64):
         super().__init__()
-        pointer = {"egp": EfficientGlobalPointer, "gp": GlobalPointer}[head_type]
-        self.encoder = encoder
+        if head_type not in ("egp", "gp"):
+            raise ConfigError(f"model.head must be egp or gp, got '{head_type}'")
+        pointer = EfficientGlobalPointer if head_type == "egp" else GlobalPointer
+        self.encoder: Any = encoder  # a transformers PreTrainedModel: returns .last_hidden_state
         self.head_specs = list(heads)
         self.head_type, self.head_size = head_type, head_size
         hidden = encoder.config.hidden_size
@@ -39,20 +45,29 @@ class GPLinkerModel(nn.Module):
             h.name: pointer(hidden, h.channels, head_size, rope=h.rope, tril_mask=h.tril_mask) for h in heads
         })
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None, labels: dict | None = None) -> PointerOutput:
+    @property
+    def model_type(self) -> str:
+        """The encoder's transformers model type (bert, roformer, ...), which picks its tokenizer class."""
+        return str(self.encoder.config.model_type)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
+                labels: dict[str, Tensor] | None = None) -> PointerOutput:
+        """Logits of every head for a batch (B, L); with `labels` (head -> (B, C, K) cells) also the loss."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**kwargs).last_hidden_state  # (B, L, D)
-        logits = {name: head(hidden, attention_mask) for name, head in self.heads.items()}  # (B, C, L, L) each
-        loss = None
+        scores = {name: head(hidden, attention_mask) for name, head in self.heads.items()}  # PairScores each
+        loss: Tensor | None = None
         if labels is not None:
-            loss = sum(pointer_loss(logits[name], labels[name]) for name in self.heads)
-        return PointerOutput(loss=loss, logits=logits)
+            for name in self.heads:  # summed over heads in head order, as sum() would
+                head_loss = pointer_loss(scores[name], labels[name])
+                loss = head_loss if loss is None else loss + head_loss
+        return PointerOutput(loss=loss, logits={name: s.logits for name, s in scores.items()})
 
     # --- persistence ------------------------------------------------------------------------
 
-    def save(self, directory: str | Path, gplinker_config: dict) -> None:
+    def save(self, directory: str | Path, gplinker_config: dict[str, Any]) -> None:
         """Write config.json (encoder config + `gplinker` section) and model.safetensors."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -68,7 +83,7 @@ class GPLinkerModel(nn.Module):
         save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
 
     @classmethod
-    def load(cls, directory: str | Path, trust_remote_code: bool = False) -> tuple["GPLinkerModel", dict]:
+    def load(cls, directory: str | Path, trust_remote_code: bool = False) -> tuple[GPLinkerModel, dict[str, Any]]:
         """Rebuild the model from a dir written by `save`; returns (model, gplinker config section)."""
         from transformers import AutoConfig, AutoModel
 
@@ -79,22 +94,23 @@ class GPLinkerModel(nn.Module):
         raw = json.loads(config_path.read_text(encoding="utf-8"))
         if "gplinker" not in raw:
             raise ConfigError(f"{config_path} has no 'gplinker' section: not a gplinker model dir")
-        section = raw["gplinker"]
+        section: dict[str, Any] = raw["gplinker"]
+        check_model_format(section, str(config_path))
         try:
             encoder_config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
         except (OSError, ValueError, KeyError) as exc:
             hint = "" if trust_remote_code else " (a model dir that ships its own code needs --trust-remote-code)"
             raise ConfigError(f"cannot read the encoder config in {directory}: "
                               f"{str(exc).strip().splitlines()[0]}{hint}") from None
-        encoder = AutoModel.from_config(encoder_config, trust_remote_code=trust_remote_code,
-                                        **pooling_kwargs(encoder_config))
+        encoder = AutoModel.from_config(  # type: ignore[no-untyped-call]
+            encoder_config, trust_remote_code=trust_remote_code, **pooling_kwargs(encoder_config))
         heads = [HeadSpec(**h) for h in section["heads"]]
         model = cls(encoder, heads, section["head_type"], section["head_size"])
         model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
         return model, section
 
 
-def pooling_kwargs(encoder_config) -> dict:
+def pooling_kwargs(encoder_config: Any) -> dict[str, Any]:
     """Drop the unused pooler where the architecture allows it (BERT-family models)."""
     return {"add_pooling_layer": False} if encoder_config.model_type in POOLED else {}
 

@@ -9,18 +9,25 @@ heads and gives each head two cheap linear terms instead:
 Padding rows/columns and, optionally, the lower triangle i > j are masked with a large finite
 negative (never -inf, so fp16/bf16 stay finite and the loss never sees inf - inf).
 
+Interface: both heads return a PairScores, the logits (B, H, L, L) plus, for the EGP, the parts they
+are the sum of (EgpParts; egp_logits is that sum). losses.pointer_loss takes the PairScores.
+
 Speed and memory (scripts/bench_heads.py): the EGP logits are written in cache-sized blocks by one
 autograd Function (_PairScores) that keeps only the small parts qk (B, L, L), start/end (B, H, L)
-and the mask; losses.pointer_loss finds them on the logits' node (egp_parts) and back-propagates
-into them block by block, so no (B, H, L, L) tensor other than the logits themselves is ever built.
+and the mask; given those parts, losses.pointer_loss back-propagates into them block by block, so
+no (B, H, L, L) tensor other than the logits themselves is ever built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+FillBlock = Callable[[Tensor, slice, slice], object]  # (block, batch slice, head slice) -> writes d loss/d logits
 
 
 def mask_value(dtype: torch.dtype) -> float:
@@ -28,7 +35,7 @@ def mask_value(dtype: torch.dtype) -> float:
     return max(-1e12, torch.finfo(dtype).min)
 
 
-def sinusoidal_rope(seq_len: int, dim: int, device, dtype) -> tuple[Tensor, Tensor]:
+def sinusoidal_rope(seq_len: int, dim: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """RoPE cos and sin tables, each (L, dim), pairs interleaved as in RoFormer/bert4keras."""
     # theta[m, k] = m * 10000^(-2k/dim); each pair (2k, 2k+1) shares theta[m, k].
     work = torch.promote_types(dtype, torch.float32)  # angles in >= float32, then cast
@@ -59,6 +66,52 @@ def _mask_logits_(logits: Tensor, mask: Tensor, tril_mask: bool) -> Tensor:
     return logits.masked_fill_(_dropped_cells(mask, tril_mask)[:, None], mask_value(logits.dtype))
 
 
+def egp_logits(qk: Tensor, start: Tensor, end: Tensor, drop: Tensor) -> Tensor:
+    """EGP span logits (B, H, L, L) from their parts, in plain broadcast ops (torch.export/ONNX trace them):
+
+        logits[b, h, i, j] = qk[b, i, j] + (start[b, h, i] + end[b, h, j]),   mask_value where drop[b, i, j].
+
+    qk (B, L, L), start and end (B, H, L), drop (B, L, L) bool. This is the EGP sum; _PairScores computes
+    the same values, bit for bit, block by block.
+    """
+    logits = qk[:, None] + (start[..., None] + end[:, :, None])  # (B, H, L, L)
+    return logits.masked_fill_(drop[:, None], mask_value(logits.dtype))
+
+
+@dataclass(frozen=True, eq=False)
+class EgpParts:
+    """What EGP logits are made of: they equal egp_logits(qk, start, end, drop)."""
+
+    qk: Tensor  # (B, L, L)
+    start: Tensor  # (B, H, L)
+    end: Tensor  # (B, H, L)
+    drop: Tensor  # (B, L, L) bool, True = masked cell
+
+    def backward_by_blocks(self, fill_block: FillBlock, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+        """Grads w.r.t. (qk, start, end); fill_block(block, bs, hs) writes d loss / d logits[bs, hs] into block."""
+        grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=False)
+        if not all(g.isfinite().all() for g in grads):  # inf * 0 = nan at a masked cell: mask exactly
+            grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=True)
+        grad_qk, grad_start, grad_end = grads
+        return grad_qk.to(self.qk.dtype), grad_start.to(self.start.dtype), grad_end.to(self.end.dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class PairScores:
+    """A pointer head's output: span logits (B, H, L, L) and, for an EfficientGlobalPointer, their parts.
+
+    Contract: with parts, logits equal egp_logits(parts.qk, parts.start, parts.end, parts.drop), and
+    losses.pointer_loss reads the loss off logits but sends its gradient straight into the parts,
+    never through logits. So the logits of a PairScores are not to be modified in place (the loss
+    would see the change, its gradient would not). A caller who transforms the logits builds
+    PairScores(new_logits, None) and gets exactly the plain loss over new_logits, with its gradient
+    through new_logits. GlobalPointer's parts are None.
+    """
+
+    logits: Tensor  # (B, H, L, L)
+    parts: EgpParts | None
+
+
 _CHUNK = 1 << 18  # cells per block (1 MiB of float32): each block's temporaries stay in cache
 
 
@@ -71,29 +124,8 @@ def _blocks(b: int, h: int, l: int) -> list[tuple[slice, slice]]:
     return [(slice(b0, b0 + 1), slice(h0, min(h, h0 + step))) for b0 in range(b) for h0 in range(0, h, step)]
 
 
-@dataclass(eq=False)
-class PairScoreParts:
-    """What EGP logits are made of: logits[b,h,i,j] = qk[b,i,j] + start[b,h,i] + end[b,h,j], drop masked.
-
-    Kept on the logits' autograd node, so that pointer_loss can back-propagate straight into qk, start
-    and end block by block (see egp_parts) and d loss / d logits (B, H, L, L) is never built.
-    """
-
-    qk: Tensor  # (B, L, L)
-    start: Tensor  # (B, H, L)
-    end: Tensor  # (B, H, L)
-    drop: Tensor  # (B, L, L) bool
-    version: int  # the logits' version counter after the forward: any later in-place change differs
-
-    def backward_by_blocks(self, fill_block, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-        """Grads w.r.t. (qk, start, end); fill_block(block, bs, hs) writes d loss / d logits[bs, hs] into block."""
-        grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=False)
-        if not all(g.isfinite().all() for g in grads):  # inf * 0 = nan at a masked cell: mask exactly
-            grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=True)
-        return tuple(g.to(x.dtype) for g, x in zip(grads, (self.qk, self.start, self.end)))
-
-
-def _reduce_blocks(fill_block, drop: Tensor, shape: torch.Size, dtype: torch.dtype, exact: bool):
+def _reduce_blocks(fill_block: FillBlock, drop: Tensor, shape: torch.Size, dtype: torch.dtype,
+                   exact: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Sum each filled block, with masked cells zeroed, over heads (-> qk), ends j (-> start), starts i (-> end)."""
     b, h, l = shape
     grad_qk = drop.new_zeros(b, l, l, dtype=dtype)
@@ -116,17 +148,17 @@ def _reduce_blocks(fill_block, drop: Tensor, shape: torch.Size, dtype: torch.dty
 
 
 class _PairScores(torch.autograd.Function):
-    """logits[b, h, i, j] = qk[b, i, j] + start[b, h, i] + end[b, h, j], dropped cells = mask_value.
+    """egp_logits(qk, start, end, drop), computed block by block (cache sized) as
 
-    Same values as broadcast adds plus masked_fill_, computed block by block (cache sized) as
-        logits = where(drop, value, qk) + keep * (start_i + end_j),   keep = 1 - drop,
+        logits = where(drop, value, qk) + keep * (start_i + end_j),   keep = 1 - drop,  value = mask_value,
+
     i.e. two vectorised passes, exact as long as start and end are finite (else the masked cells are
     filled again). The backward masks and reduces the incoming gradient block by block, so no masked
     full-size copy (B, H, L, L) is built.
     """
 
     @staticmethod
-    def forward(ctx, qk: Tensor, start: Tensor, end: Tensor, drop: Tensor) -> Tensor:
+    def forward(ctx: Any, qk: Tensor, start: Tensor, end: Tensor, drop: Tensor) -> Tensor:
         b, h, l = start.shape
         dtype = torch.promote_types(qk.dtype, torch.promote_types(start.dtype, end.dtype))
         value = mask_value(dtype)
@@ -140,22 +172,14 @@ class _PairScores(torch.autograd.Function):
             torch.addcmul(base[bs], block, keep[bs], out=block)
         if not (row.isfinite().all() and col.isfinite().all()):
             out.masked_fill_(drop[:, None], value)
-        version = -1 if out.is_inference() else out._version  # inference tensors have no version counter
-        ctx.parts = PairScoreParts(qk, start, end, drop, version)
+        ctx.parts = EgpParts(qk, start, end, drop)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
         grads = ctx.parts.backward_by_blocks(lambda block, bs, hs: block.copy_(grad[bs, hs]), grad.dtype)
         return (*grads, None)
-
-
-def egp_parts(logits: Tensor) -> PairScoreParts | None:
-    """The parts behind logits returned by an EfficientGlobalPointer under autograd, unmodified since; else None."""
-    node = logits.grad_fn
-    parts = getattr(node, "parts", None) if type(node) is _PairScores._backward_cls else None
-    return parts if parts is not None and logits._version == parts.version else None
 
 
 class EfficientGlobalPointer(nn.Module):
@@ -167,8 +191,8 @@ class EfficientGlobalPointer(nn.Module):
         self.p_dense = nn.Linear(hidden_size, 2 * head_size)
         self.q_dense = nn.Linear(2 * head_size, 2 * heads)
 
-    def parts(self, hidden: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(qk (B, L, L), start (B, H, L), end (B, H, L)): logits[b, h, i, j] = qk[b,i,j] + start[b,h,i] + end[b,h,j]."""
+    def parts(self, hidden: Tensor, mask: Tensor) -> EgpParts:
+        """The parts of the logits for hidden (B, L, D) and mask (B, L): forward's logits are egp_logits of them."""
         x = self.p_dense(hidden)  # (B, L, 2d)
         qw, kw = x[..., ::2], x[..., 1::2]  # (B, L, d) each
         if self.rope:
@@ -176,11 +200,14 @@ class EfficientGlobalPointer(nn.Module):
             qw, kw = apply_rope(qw, cos, sin), apply_rope(kw, cos, sin)
         qk = torch.einsum("bmd,bnd->bmn", qw, kw) / self.head_size**0.5  # (B, L, L)
         bias = self.q_dense(x).transpose(1, 2) / 2  # (B, 2H, L)
-        return qk, bias[:, 1::2], bias[:, ::2]  # odd channels score the start i, even channels the end j
+        # odd channels score the start i, even channels the end j
+        return EgpParts(qk, bias[:, 1::2], bias[:, ::2], _dropped_cells(mask, self.tril_mask))
 
-    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
-        """Span logits (B, heads, L, L) for hidden (B, L, D) and mask (B, L), 1 = real token."""
-        return _PairScores.apply(*self.parts(hidden), _dropped_cells(mask, self.tril_mask))
+    def forward(self, hidden: Tensor, mask: Tensor) -> PairScores:
+        """Span logits (B, heads, L, L) and their parts, for hidden (B, L, D) and mask (B, L), 1 = real token."""
+        parts = self.parts(hidden, mask)
+        logits: Tensor = _PairScores.apply(parts.qk, parts.start, parts.end, parts.drop)  # type: ignore[no-untyped-call]
+        return PairScores(logits, parts)
 
 
 class GlobalPointer(nn.Module):
@@ -191,8 +218,8 @@ class GlobalPointer(nn.Module):
         self.heads, self.head_size, self.rope, self.tril_mask = heads, head_size, rope, tril_mask
         self.dense = nn.Linear(hidden_size, heads * 2 * head_size)
 
-    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
-        """Span logits (B, heads, L, L) for hidden (B, L, D) and mask (B, L), 1 = real token."""
+    def forward(self, hidden: Tensor, mask: Tensor) -> PairScores:
+        """Span logits (B, heads, L, L) for hidden (B, L, D) and mask (B, L), 1 = real token; no parts."""
         b, l, _ = hidden.shape
         x = self.dense(hidden).view(b, l, self.heads, 2 * self.head_size)  # (B, L, H, 2d)
         qw, kw = x[..., : self.head_size], x[..., self.head_size :]  # (B, L, H, d) each
@@ -202,4 +229,4 @@ class GlobalPointer(nn.Module):
             qw, kw = apply_rope(qw, cos, sin), apply_rope(kw, cos, sin)
         # scale q (L*d values) rather than the (B, H, L, L) logits
         logits = torch.einsum("bmhd,bnhd->bhmn", qw / self.head_size**0.5, kw)  # (B, H, L, L)
-        return _mask_logits_(logits, mask, self.tril_mask)
+        return PairScores(_mask_logits_(logits, mask, self.tril_mask), None)

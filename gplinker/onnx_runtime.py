@@ -1,0 +1,45 @@
+"""onnxruntime as a prediction runtime: a model dir written by `gplinker export`, called like the model.
+
+Lives below predict.py (which picks it with `--runtime onnx`) and beside export.py (which writes
+the graph); it needs only onnxruntime, not the exporter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gplinker.errors import ConfigError
+
+ONNX_FILE = "model.onnx"
+
+
+class OnnxLogits:
+    """An onnxruntime session over an exported graph, called like the model: -> {head: logits (B, C, L, L)}."""
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0 = onnxruntime's default (one per physical core)
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.names = [o.name for o in self.session.get_outputs()]
+
+    @classmethod
+    def load(cls, model_dir: str | Path, threads: int = 0) -> OnnxLogits:
+        """The runtime of an exported model dir (needs model.onnx and the `onnx` extra installed)."""
+        path = Path(model_dir) / ONNX_FILE
+        if not path.is_file():
+            raise ConfigError(f"{model_dir} has no {ONNX_FILE}: export it first with "
+                              f"`gplinker export {model_dir} --onnx OUT_DIR` and predict from OUT_DIR")
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise ConfigError("--runtime onnx needs onnxruntime: pip install 'gplinker[onnx]'") from None
+        return cls(path, threads)
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
+        return {name: torch.from_numpy(x) for name, x in zip(self.names, self.session.run(self.names, feeds))}
