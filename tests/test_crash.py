@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import torch
 from safetensors.torch import load_file
 
 from tests.conftest import NER_SENTENCES, set_args, spans_record, tiny_overrides, write_jsonl

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from gplinker.commands.train import train
 from gplinker.config import load_config
 from gplinker.errors import GPLinkerError
-from gplinker.experiment import train
 from gplinker.predict import Predictor
 from tests.conftest import NER_SENTENCES, spans_record, tiny_overrides, write_jsonl
 
@@ -72,8 +72,8 @@ def test_early_stopping_after_patience(tmp_path, data):
 def test_non_finite_loss_skips_steps_then_stops(tmp_path, data, monkeypatch):
     from gplinker.modeling import model as model_module
 
-    def nan_loss(logits, positives):
-        return logits.sum() * float("nan")
+    def nan_loss(scores, positives):
+        return scores.logits.sum() * float("nan")
 
     monkeypatch.setattr(model_module, "pointer_loss", nan_loss)
     with pytest.raises(GPLinkerError, match="non-finite losses in a row"):

@@ -1,0 +1,203 @@
+"""A run's directories on disk: best/, resumable checkpoint-<step>/, last/ and history.json.
+
+`Checkpoints` consumes the loop's Step records and writes them. A checkpoint is a model dir
+plus trainer_state.pt, a plain dict of states (LoopState, optimizer, scheduler, scaler and the
+RNG state of every rank); `restore_checkpoint` loads one back. Every directory is written under
+a temp name and renamed into place, so a crash leaves the previous version whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import random
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from safetensors.torch import load_file
+
+from gplinker import distributed as dist
+from gplinker.errors import GPLinkerError
+from gplinker.training.loop import LoopState, Optimisation, Step
+
+log = logging.getLogger("gplinker")
+
+STATE_FILE = "trainer_state.pt"
+CHECKPOINT_PREFIX = "checkpoint-"
+
+SaveModel = Callable[[torch.nn.Module, Path], None]  # model -> model dir
+
+
+class Checkpoints:
+    """Writes best/ (with metrics.json) when an evaluation improves, checkpoint-<step>/ after every evaluation,
+    and last/ with history.json at the end.
+
+    `model`, `state` and `opt` are the objects the loop updates in place. Every rank calls `add`
+    (a checkpoint gathers every rank's RNG state); rank 0 alone writes.
+    """
+
+    def __init__(self, out: Path, model: torch.nn.Module, state: LoopState, opt: Optimisation,
+                 save_model: SaveModel, keep: int):
+        self.out, self.model, self.state, self.opt = Path(out), model, state, opt
+        self.save_model, self.keep = save_model, keep
+
+    def add(self, step: Step) -> None:
+        evaluation = step.evaluation
+        if evaluation is None:
+            return
+        if evaluation.improved and dist.is_main():
+
+            def write_best(d: Path) -> None:
+                self.save_model(self.model, d)
+                write_json(d / "metrics.json", evaluation.entry)
+
+            atomic_dir(self.out / "best", write_best)
+        save_checkpoint(self.out, self.state, self.model, self.opt.optimizer, self.opt.scheduler, self.opt.scaler,
+                        self.save_model, self.keep)
+
+    def finish(self) -> None:
+        if dist.is_main():
+            atomic_dir(self.out / "last", lambda d: self.save_model(self.model, d))
+            write_json(self.out / "history.json", self.state.history)
+
+
+def prepare_output_dir(out: Path) -> None:
+    """Create `out` and remove the temp dirs of writes that a crash interrupted."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def save_checkpoint(out: Path, state: LoopState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                    save_model: SaveModel, keep: int) -> Path:
+    """Write checkpoint-<step>/ (model dir + trainer_state.pt) atomically; keep the newest `keep`.
+
+    Rank 0 writes; the RNG states of every rank are gathered so that each resumes its own stream.
+    """
+    rngs = dist.gather_objects(rng_state())
+    path = out / f"{CHECKPOINT_PREFIX}{state.step}"
+    if dist.is_main():
+
+        def write(d: Path) -> None:
+            save_model(model, d)
+            torch.save({
+                "state": asdict(state),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": rngs,
+            }, d / STATE_FILE)
+
+        atomic_dir(path, write)
+        for old in list_checkpoints(out)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+    return path
+
+
+def list_checkpoints(out: Path) -> list[Path]:
+    """Complete checkpoints in step order (a temp dir from an interrupted write is not one)."""
+    found = []
+    for d in Path(out).glob(f"{CHECKPOINT_PREFIX}*"):
+        suffix = d.name[len(CHECKPOINT_PREFIX):]
+        if suffix.isdigit() and (d / STATE_FILE).is_file():
+            found.append((int(suffix), d))
+    return [d for _, d in sorted(found)]
+
+
+def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                       scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                       device: torch.device) -> LoopState:
+    """Load model weights and every training state saved by save_checkpoint."""
+    model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)), strict=True)
+    try:
+        saved = torch.load(path / STATE_FILE, map_location=device, weights_only=True)  # never unpickle code
+    except pickle.UnpicklingError as exc:
+        raise GPLinkerError(f"{path / STATE_FILE}: refused to load, it holds more than tensors and plain values "
+                            f"({str(exc).strip().splitlines()[0]})") from None
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    scaler.load_state_dict(saved["scaler"])
+    rngs = saved["rng"]
+    if len(rngs) != dist.world_size():
+        log.warning("checkpoint was written by %d process(es), resuming with %d: RNG streams restart", len(rngs),
+                    dist.world_size())
+    set_rng_state(rngs[dist.rank() % len(rngs)])
+    return LoopState(**saved["state"])
+
+
+def rng_state() -> dict[str, Any]:
+    """Python's, torch's (CPU and CUDA) and numpy's generator states, as lists and tensors (weights_only-safe)."""
+    state: dict[str, Any] = {"python": list_tree(random.getstate()), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    try:
+        import numpy as np
+
+        name, keys, pos, has_gauss, gauss = cast(tuple[Any, ...], np.random.get_state())
+        state["numpy"] = [name, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss]
+    except ImportError:
+        pass
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(tuple_tree(state["python"]))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if "numpy" in state:
+        import numpy as np
+
+        name, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype("uint32"), pos, has_gauss, gauss))
+
+
+def list_tree(x: Any) -> Any:
+    return [list_tree(v) for v in x] if isinstance(x, tuple) else x
+
+
+def tuple_tree(x: Any) -> Any:
+    return tuple(tuple_tree(v) for v in x) if isinstance(x, list) else x
+
+
+def atomic_dir(target: Path, write: Callable[[Path], object]) -> Path:
+    """Write a directory under a temp name, fsync its files, then rename it into place."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    for f in tmp.iterdir():
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)  # make the rename itself durable
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write `value` as indented JSON through a temp file and a rename."""
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,54 @@
+"""What a person watching a training run sees: the rich progress bar and the console messages.
+
+`ProgressReport` consumes the loop's Step records: it moves the bar, shows the latest train log
+line on it, prints each evaluation's score and warns about skipped steps (on the console and
+through the "gplinker" logger). Without a console (and on every rank but 0) it prints nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from gplinker.console import say
+from gplinker.training.loop import Step
+
+log = logging.getLogger("gplinker")
+
+
+class ProgressReport:
+    def __init__(self, console: Console | None, total_steps: int, done: int = 0):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            console=console, disable=console is None, transient=False,
+        )
+        self.task = self.progress.add_task("train", total=total_steps, completed=done, info="")
+
+    def __enter__(self) -> ProgressReport:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.progress.__exit__(kind, value, traceback)
+
+    def add(self, step: Step, line: dict[str, Any] | None = None) -> None:
+        """Show `step`; `line` is the train log line written for it, if any."""
+        if step.skipped:
+            log.warning("step %d: loss is %s; step skipped", step.step + 1, step.loss)
+            say(self.console, f"[yellow]warning: non-finite loss at step {step.step + 1}; step skipped[/]")
+            return
+        if line is not None:
+            info = f"loss {line['loss']:.4f} lr {line['lr']:.2e} {line['windows_per_s']:.0f} win/s"
+            self.progress.update(self.task, info=info)
+        self.progress.update(self.task, completed=step.step)
+        e = step.evaluation
+        if e is not None:
+            say(self.console, f"step {step.step}: dev score {e.score:.4f} "
+                              f"(best {e.best_score:.4f} at step {e.best_step})")
