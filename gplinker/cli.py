@@ -6,17 +6,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from gplinker.errors import GPLinkerError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GPLinker information extraction: NER, relation triples and events.")
 console = Console(stderr=True)
+TRUST_HELP = "allow the model dir's own code to run (off: never trust a dir from elsewhere)"
 
 
 @app.callback()
@@ -29,7 +29,8 @@ def _process_setup() -> None:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 
-def fail(exc: Exception) -> None:
+def fail(exc: Exception) -> NoReturn:
+    """Print a GPLinkerError as one red line and exit with status 2 (no traceback)."""
     console.print(f"[bold red]error:[/] {exc}", highlight=False)
     raise typer.Exit(2)
 
@@ -41,10 +42,10 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in train.output_dir"),
     overwrite: bool = typer.Option(False, "--overwrite", help="discard checkpoints already in train.output_dir"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
-):
+) -> None:
     """Train a model as CONFIG says; best/ and last/ model dirs land in train.output_dir."""
+    from gplinker.commands.train import train as run_train
     from gplinker.config import load_config
-    from gplinker.experiment import train as run_train
 
     try:
         cfg = load_config(config, set_ + (["data.skip_invalid=true"] if skip_invalid else []))
@@ -64,17 +65,18 @@ def train(
 def eval_(
     model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train` (e.g. runs/x/best)"),
     data: Path = typer.Argument(..., help="labelled JSONL file"),
-    format: Optional[str] = typer.Option(None, "--format", help="data format (default: auto-detect)"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write metrics.json here"),
-    errors: Optional[Path] = typer.Option(None, "--errors", help="write false positives and misses per example (JSONL)"),
+    format: str | None = typer.Option(None, "--format", help="data format (default: auto-detect)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write metrics.json here"),
+    errors: Path | None = typer.Option(None, "--errors", help="write false positives and misses per example (JSONL)"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
-                                           help="allow the model dir's own code to run (off: never trust a dir from elsewhere)"),
-):
+                                           help=TRUST_HELP),
+) -> None:
     """Score a saved model on labelled data: strict span/triple/event F1 and the official scores."""
-    from gplinker.experiment import evaluate_dir, write_errors
+    from gplinker.commands.evaluate import evaluate_dir, write_errors
+    from gplinker.commands.tables import print_scores
 
     try:
         result = evaluate_dir(model_dir, data, format, skip_invalid, device, batch_size, trust_remote_code)
@@ -86,14 +88,7 @@ def eval_(
     if output:
         output.write_text(json.dumps(result.scores.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     if errors:
-        from gplinker.predict import Predictor  # noqa: F401  (task comes with the result)
-
-        from gplinker.data.schema import Schema
-        from gplinker.tasks import build_task
-
-        section = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["gplinker"]
-        task = build_task(section["task"], Schema.from_dict(section["schema"]))
-        n = write_errors(errors, task, result.examples, result.predictions)
+        n = write_errors(errors, result)
         console.print(f"{n} example(s) with errors written to {errors}")
 
 
@@ -101,35 +96,37 @@ def eval_(
 def predict(
     model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train`"),
     input: str = typer.Argument(..., help="JSONL file with a 'text' field per line, or - for stdin"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="output JSONL (default: stdout)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="output JSONL (default: stdout)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
-    threshold: Optional[float] = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
+    threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
     runtime: str = typer.Option("auto", help="torch | onnx (a dir written by `gplinker export`, CPU onnxruntime) | "
                                              "auto (torch when the dir has model.safetensors, else onnx)"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
-                                           help="allow the model dir's own code to run (off: never trust a dir from elsewhere)"),
-):
+                                           help=TRUST_HELP),
+) -> None:
     """Predict on JSONL: exactly one output line per input line, in order; bad lines carry an `error` field.
 
     Under `torchrun --nproc_per_node N -m gplinker predict ...` the ranks share the work and rank 0
     writes one ordered output.
     """
     from gplinker import distributed
-    from gplinker.experiment import predict_lines, read_text_lines
+    from gplinker.commands.predict import predict_lines
+    from gplinker.data.reading import read_text_lines
     from gplinker.predict import Predictor
 
     try:
         rank_device = distributed.setup(device)
-        overrides = {} if threshold is None else {"threshold": threshold}
         predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
-                                              runtime=runtime, trust_remote_code=trust_remote_code, **overrides)
+                                              runtime=runtime, trust_remote_code=trust_remote_code, threshold=threshold)
         lines = read_text_lines(input)
         main = distributed.is_main()
         sink = open(output, "w", encoding="utf-8") if output and main else sys.stdout
         try:
-            summary = predict_lines(predictor, lines, lambda s: sink.write(s + "\n"),
-                                    source=input if input != "-" else "<stdin>")
+            def write(line: str) -> None:
+                sink.write(line + "\n")
+
+            summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>")
         finally:
             if output and main:
                 sink.close()
@@ -146,18 +143,18 @@ def predict(
 def export(
     model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train`"),
     onnx: Path = typer.Option(..., "--onnx", help="output dir: model.onnx + config.json + tokenizer files"),
-    check_data: Optional[Path] = typer.Option(None, "--check", help="JSONL with a 'text' per line: decode it with "
+    check_data: Path | None = typer.Option(None, "--check", help="JSONL with a 'text' per line: decode it with "
                                               "both runtimes and compare (default: synthetic texts)"),
-    opset: Optional[int] = typer.Option(None, help="ONNX opset (default: the exporter's)"),
+    opset: int | None = typer.Option(None, help="ONNX opset (default: the exporter's)"),
     tolerance: float = typer.Option(1e-3, help="largest accepted |logit difference| between PyTorch and ONNX"),
-):
+) -> None:
     """Export encoder + heads as one ONNX graph and check parity (logits and decoded items) against PyTorch."""
     from gplinker.export import export_onnx
 
     try:
         texts = None
         if check_data is not None:
-            from gplinker.experiment import read_text_lines
+            from gplinker.data.reading import read_text_lines
 
             texts = [json.loads(line)["text"] for line in read_text_lines(str(check_data)) if line.strip()]
         report = export_onnx(model_dir, onnx, texts, opset, tolerance)
@@ -179,30 +176,19 @@ def check(
     data: Path = typer.Argument(..., help="labelled JSONL file"),
     task: str = typer.Option("ner", "--task", help="ner | relation | event"),
     format: str = typer.Option("auto", "--format", help="data format (default: auto-detect)"),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="tokenizer name/dir (default: a character vocabulary from the data)"),
-    schema: Optional[Path] = typer.Option(None, "--schema", help="schema file (relation/event)"),
+    tokenizer: str | None = typer.Option(None, "--tokenizer",
+                                         help="tokenizer name/dir (default: a character vocabulary from the data)"),
+    schema: Path | None = typer.Option(None, "--schema", help="schema file (relation/event)"),
     max_length: int = typer.Option(128, help="tokens per window"),
     stride: int = typer.Option(32, help="tokens shared by consecutive windows"),
     char_level: bool = typer.Option(False, "--char-level", help="tokenize every character on its own"),
     strict: bool = typer.Option(False, "--strict", help="stop at the first invalid line instead of counting"),
-):
+) -> None:
     """Validate a data file and report the oracle round trip (gold → targets → decode) and lengths."""
-    from gplinker.experiment import check_data, length_stats
+    from gplinker.commands.check import check_data, length_stats, load_check_inputs
 
     try:
-        tok = None
-        if tokenizer:
-            from transformers import AutoConfig
-
-            from gplinker.modeling.encoders import load_tokenizer
-
-            model_type = AutoConfig.from_pretrained(tokenizer).model_type if Path(tokenizer, "config.json").exists() else "bert"
-            tok = load_tokenizer(tokenizer, model_type)
-        loaded_schema = None
-        if schema:
-            from gplinker.data.schema import load_duee_schema, load_duie_schema
-
-            loaded_schema = (load_duie_schema if task == "relation" else load_duee_schema)(schema)
+        tok, loaded_schema = load_check_inputs(task, tokenizer, schema)
         report = check_data(str(data), task, format, tok, max_length, stride, skip_invalid=not strict,
                             schema=loaded_schema, char_level=char_level)
     except GPLinkerError as exc:
@@ -227,7 +213,7 @@ def check(
 @app.command()
 def demo(
     output_dir: Path = typer.Option(Path("runs/demo"), help="where the demo model is written"),
-):
+) -> None:
     """Train on the bundled synthetic data, evaluate, predict, print the results (offline, ~1 min on CPU)."""
     from gplinker.demo import run_demo
 
@@ -235,18 +221,3 @@ def demo(
         run_demo(output_dir, console)
     except GPLinkerError as exc:
         fail(exc)
-
-
-def print_scores(scores, title: str) -> None:
-    """Headline metrics and a per-label P/R/F1 table."""
-    out = Console()
-    table = Table(title=title, show_lines=False)
-    for col in ("label", "precision", "recall", "f1", "gold", "pred"):
-        table.add_column(col, justify="left" if col == "label" else "right")
-    for label, prf in sorted(scores.per_label.items()):
-        table.add_row(label, f"{100 * prf.precision:.2f}", f"{100 * prf.recall:.2f}", f"{100 * prf.f1:.2f}",
-                      f"{prf.n_gold:g}", f"{prf.n_pred:g}")
-    out.print(table)
-    for key, value in scores.metrics.items():
-        if isinstance(value, float):
-            out.print(f"{key:>24}: {100 * value:.2f}" if value <= 1.0 else f"{key:>24}: {value:.4f}")

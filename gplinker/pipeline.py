@@ -14,12 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch and the model load only when a Pipeline is made: `import gplinker` stays light
+    from gplinker.data.examples import Example
+    from gplinker.predict import Predictor
+
+TextInput = str | Mapping[str, Any]
+Record = dict[str, Any]
 
 
 class Pipeline:
     """A loaded model: call it on a text or a list of texts to get prediction records."""
 
-    def __init__(self, predictor, chunk_size: int = 1024):
+    def __init__(self, predictor: Predictor, chunk_size: int = 1024):
         self.predictor = predictor
         self.task = predictor.task
         self.chunk_size = chunk_size
@@ -27,22 +35,21 @@ class Pipeline:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, runtime: str = "auto", device: str = "auto",
                         batch_size: int = 64, threshold: float | None = None, chunk_size: int = 1024,
-                        trust_remote_code: bool = False) -> "Pipeline":
+                        trust_remote_code: bool = False) -> Pipeline:
         """Load a model dir (`gplinker train`'s best/ or last/, or `gplinker export`'s dir with runtime="onnx")."""
         from gplinker.predict import Predictor
 
-        overrides = {} if threshold is None else {"threshold": threshold}
         predictor = Predictor.from_pretrained(model_dir, device=device, batch_size=batch_size, runtime=runtime,
-                                              trust_remote_code=trust_remote_code, **overrides)
+                                              trust_remote_code=trust_remote_code, threshold=threshold)
         return cls(predictor, chunk_size)
 
-    def __call__(self, texts: str | Mapping | Iterable[str | Mapping]) -> dict | list[dict]:
+    def __call__(self, texts: TextInput | Iterable[TextInput]) -> Record | list[Record]:
         """One record for a text (str or {"text", "id"}); a list of records, in order, for an iterable of them."""
         if isinstance(texts, (str, Mapping)):
             return next(self.stream([texts]))
         return list(self.stream(texts))
 
-    def stream(self, texts: Iterable[str | Mapping]) -> Iterator[dict]:
+    def stream(self, texts: Iterable[TextInput]) -> Iterator[Record]:
         """Records one by one, in input order, predicting `chunk_size` texts at a time."""
         from gplinker.predict import chunks
 
@@ -51,7 +58,7 @@ class Pipeline:
                 yield self.task.record(example, prediction)
 
 
-def as_example(item):
+def as_example(item: object) -> Example:
     """An Example from a str or a {"text", "id"} mapping (as a `gplinker predict` input line)."""
     from gplinker.data.examples import Example
     from gplinker.data.formats import LineError

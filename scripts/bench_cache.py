@@ -1,6 +1,6 @@
 """Data encoding cache: first encoding of a training file vs a cached re-run (gplinker/data/cache.py).
 
-Runs what `gplinker train` runs (experiment.encode_training_data) on DuIE 2.0 train with the
+Runs what `gplinker train` runs (commands.train.encode_training_data) on DuIE 2.0 train with the
 settings of configs/duie.yaml (relation task, the 48-predicate schema, max_length 128, stride 48,
 scratch character tokenizer with min count 2):
   - first encoding: cache key (sha256 of the file, tokenizer and settings), tokenize, windows,
@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from bench_machine import machine  # scripts/ is on sys.path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +34,9 @@ DUIE = REPO.parent / "shared" / "data" / "duie2-subset"
 
 def synthetic_duie(path: Path, n: int) -> Path:
     """A small DuIE 2.0 file written here: book/author and company/founder triples."""
-    people, books, firms = "张伟 李娜 王芳 赵磊 陈静 刘洋".split(), "春风 远山 星河 长夜".split(), "青禾 白石 蓝海".split()
+    people, books, firms = (
+        "张伟 李娜 王芳 赵磊 陈静 刘洋".split(), "春风 远山 星河 长夜".split(), "青禾 白石 蓝海".split()
+    )
     rows = []
     for k in range(n):
         person, book, firm = people[k % len(people)], books[k % len(books)], firms[k % len(firms)]
@@ -65,10 +66,10 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a small synthetic file: checks the script runs")
     args = parser.parse_args()
 
+    from gplinker.commands.train import encode_training_data
     from gplinker.config import load_config
     from gplinker.data.reading import read_examples
     from gplinker.data.schema import load_duie_schema, schema_from_examples
-    from gplinker.experiment import encode_training_data
     from gplinker.modeling.encoders import scratch_tokenizer
     from gplinker.tasks import build_task
 

@@ -7,7 +7,7 @@ G(n, p) with p = 0.5 and 0.9 (where the number of maximal cliques peaks). Column
 - event_cliques, 1 trigger: what EventTask.decode runs, node 0 the trigger and the others
   arguments of one event type: only cliques holding the trigger are searched
 - event_cliques, all triggers: every node a trigger, so every clique is searched (the worst case)
-- assemble_events: event_cliques (1 trigger) plus Event objects, sorted
+- scored_events: event_cliques (1 trigger) plus scored Event objects, as EventTask.decode builds them
 Goal (issue 6): event clique search < 50 ms on a dense worst case with 40 arguments.
 
     python scripts/bench_cliques.py                # n = 40, median of 7 runs
@@ -23,9 +23,11 @@ import random
 import statistics
 import time
 
-from gplinker.data.examples import TRIGGER_ROLE, Span
-from gplinker.tasks.cliques import assemble_events, event_cliques, maximal_cliques
 from bench_machine import machine  # scripts/ is on sys.path when a script runs
+
+from gplinker.data.examples import TRIGGER_ROLE, Span
+from gplinker.tasks.cliques import maximal_cliques
+from gplinker.tasks.event_assembly import event_cliques, scored_events
 
 
 def complete_minus(n: int, removed: set[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -76,15 +78,18 @@ def main() -> None:
     print(f"# bench_cliques: {machine()}")
     print(f"# n = {args.n} nodes, median of {args.repeats} runs, ms")
     print("| graph | edges | maximal cliques | events (1 trigger) | maximal_cliques | event_cliques, 1 trigger "
-          "| event_cliques, all triggers | assemble_events |")
+          "| event_cliques, all triggers | scored_events |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     worst = 0.0
     for name, edges in graphs(args.n):
         linked = set(edges)
-        t_all, cliques = median_seconds(lambda: maximal_cliques(args.n, edges), args.repeats)
-        t_one, _ = median_seconds(lambda: event_cliques(arguments, linked), args.repeats)
-        t_every, every = median_seconds(lambda: event_cliques(triggers, linked), args.repeats)
-        t_events, events = median_seconds(lambda: assemble_events(arguments, linked), args.repeats)
+        t_all, cliques = median_seconds(lambda edges=edges: maximal_cliques(args.n, edges), args.repeats)
+        t_one, _ = median_seconds(lambda linked=linked: event_cliques(arguments, linked), args.repeats)
+        t_every, every = median_seconds(lambda linked=linked: event_cliques(triggers, linked), args.repeats)
+        scores = [0.0] * len(arguments)
+        t_events, events = median_seconds(
+            lambda scores=scores, linked=linked: scored_events(arguments, scores, linked), args.repeats
+        )
         assert sum(len(group.cliques) for group in every) == len(cliques)
         worst = max(worst, t_every)
         print(f"| {name} | {len(edges)} | {len(cliques)} | {len(events)} | {1000 * t_all:.2f} | {1000 * t_one:.2f} "

@@ -18,7 +18,9 @@ pages) unless the variable is set or --no-huge-pages is given.
 
     python scripts/bench_predict.py            # full run (several minutes on 2 cores)
     python scripts/bench_predict.py --smoke    # tiny sizes, seconds
-    python scripts/bench_predict.py --hidden 768 --layers 12 --attention-heads 12 --lines 300 --repeats 1 --rss-sizes none  # BERT-base sizes
+    # BERT-base sizes:
+    python scripts/bench_predict.py --hidden 768 --layers 12 --attention-heads 12 --lines 300 --repeats 1 \\
+        --rss-sizes none
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ def mixed_lines(rng: random.Random, n: int, long_share: float, long_chars: tuple
 
 def train_model(work: Path, sizes: dict, steps: int, max_length: int) -> Path:
     """Train a scratch NER model for `steps` steps on synthetic sentences; returns its model dir."""
+    from gplinker.commands.train import train
     from gplinker.config import load_config
-    from gplinker.experiment import train
 
     rng = random.Random(1)
     rows = [dict(zip(("text", "entities"), sentence(rng))) for _ in range(400)]
@@ -125,13 +127,15 @@ def fixed_padding_predictor(base):
                 out.extend(self.task.decode(w, c) for w, c in zip(batch, cells))
             return out
 
-    return FixedPadding(base.model, base.tokenizer, base.task, base.encoder.max_length, base.encoder.stride,
-                        base.threshold, base.batch_size, base.device, base.amp, base.encoder.char_level, base.runtime)
+    return FixedPadding(model=base.model, tokenizer=base.tokenizer, task=base.task,
+                        max_length=base.encoder.max_length, stride=base.encoder.stride, threshold=base.threshold,
+                        batch_size=base.batch_size, device=base.device, amp=base.amp,
+                        char_level=base.encoder.char_level, runtime=base.runtime)
 
 
 def run_lines(predictor, lines: list[str]) -> tuple[float, list[dict]]:
     """(seconds, records) of predict_lines over `lines`."""
-    from gplinker.experiment import predict_lines
+    from gplinker.commands.predict import predict_lines
 
     records: list[dict] = []
     start = time.perf_counter()
@@ -146,7 +150,8 @@ def items(records: list[dict]) -> list[set]:
 
 def rss_child(model_dir: str, input_path: str, n: int) -> None:
     """Subprocess body: stream the first n lines of input_path through predict_lines; print peak RSS as JSON."""
-    from gplinker.experiment import predict_lines, read_text_lines
+    from gplinker.commands.predict import predict_lines
+    from gplinker.data.reading import read_text_lines
     from gplinker.predict import Predictor
 
     predictor = Predictor.from_pretrained(model_dir, device="cpu")
@@ -180,7 +185,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script runs")
     parser.add_argument("--hidden", type=int, default=128, help="hidden size of the throughput model (768: BERT-base)")
     parser.add_argument("--layers", type=int, default=2, help="layers of the throughput model (12: BERT-base)")
-    parser.add_argument("--attention-heads", type=int, default=4, help="attention heads of the throughput model (12: BERT-base)")
+    parser.add_argument("--attention-heads", type=int, default=4,
+                        help="attention heads of the throughput model (12: BERT-base)")
     add_huge_pages_flag(parser)
     parser.add_argument("--rss-child", nargs=3, metavar=("MODEL_DIR", "INPUT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -210,7 +216,10 @@ def main() -> None:
 
         lines = list(mixed_lines(random.Random(3), args.lines, 0.02, long_chars))
         bucketed = Predictor.from_pretrained(model_dir, device="cpu", runtime="torch")
-        variants = {"bucketed (PyTorch)": bucketed, "fixed padding to max_length (PyTorch)": fixed_padding_predictor(bucketed)}
+        variants = {
+            "bucketed (PyTorch)": bucketed,
+            "fixed padding to max_length (PyTorch)": fixed_padding_predictor(bucketed),
+        }
         if not args.no_onnx:
             from gplinker.export import export_onnx
 
@@ -234,7 +243,8 @@ def main() -> None:
     n_long = sum(len(json.loads(x)["text"]) >= long_chars[0] for x in lines)
     print(f"# bench_predict: {machine()}")
     print(f"# throughput: {len(lines)} lines ({n_long} long, {chars} characters, {windows} windows), scratch NER model "
-          f"hidden {big['hidden']} x {big['layers']} layers, max_length {max_length}, batch 64; median of {args.repeats}")
+          f"hidden {big['hidden']} x {big['layers']} layers, max_length {max_length}, batch 64; "
+          f"median of {args.repeats}")
     print("| variant | median s | lines/s | windows/s | speed-up vs fixed padding | items | same items as bucketed |")
     print("|---|---:|---:|---:|---:|---:|---|")
     fixed = statistics.median(times["fixed padding to max_length (PyTorch)"])

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from gplinker.commands.train import train
 from gplinker.config import load_config
 from gplinker.data import cache
 from gplinker.data.cache import encoding_key, load_or_encode, read_windows, tokenizer_digest, write_windows
 from gplinker.data.encoding import WindowEncoder
 from gplinker.data.reading import read_examples
 from gplinker.data.schema import Schema
-from gplinker.experiment import train
 from gplinker.modeling.encoders import load_tokenizer, scratch_tokenizer
 from gplinker.tasks.ner import NerTask
 from tests.conftest import NER_SENTENCES, spans_record, tiny_overrides, write_jsonl

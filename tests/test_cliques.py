@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gplinker.data.examples import TRIGGER_ROLE, Event, Span
-from gplinker.tasks.cliques import assemble_events, maximal_cliques
+from gplinker.tasks.cliques import maximal_cliques
+from gplinker.tasks.event_assembly import scored_events
+
+
+def assemble(arguments, linked, trigger_role=TRIGGER_ROLE):
+    """The events scored_events builds, in a fixed order: by type, then by sorted arguments."""
+    events = scored_events(arguments, [0.0] * len(arguments), linked, trigger_role)
+    return sorted(events, key=lambda e: (e.type, sorted(e.arguments)))
 
 
 def cliques_as_set(n, edges):
@@ -170,7 +177,7 @@ def test_output_does_not_depend_on_edge_order_or_direction(graph, rnd):
     assert maximal_cliques(n, shuffled) == maximal_cliques(n, edges)
 
 
-# ---------------------------------------------------------------- assemble_events
+# ---------------------------------------------------------------- scored_events
 
 LAYOFF = "组织关系-裁员"
 
@@ -199,7 +206,7 @@ def test_two_events_of_one_type_share_a_time_argument():
     arguments = [(LAYOFF, s) for s in [time, *first, *second]]  # indices: 0 | 1 2 3 | 4 5 6
     linked = all_pairs([0, 1, 2, 3]) | all_pairs([0, 4, 5, 6])
 
-    events = assemble_events(arguments, linked)
+    events = assemble(arguments, linked)
 
     assert events == [
         Event(LAYOFF, frozenset([time, *first])),
@@ -222,7 +229,7 @@ def test_events_of_different_types_never_merge_even_if_linked():
         calls.append((i, j))
         return True
 
-    events = assemble_events(arguments, everything_linked)
+    events = assemble(arguments, everything_linked)
 
     assert events == [  # sorted by type: "地" (U+5730) < "坍" (U+574D)
         Event(quake, frozenset([arguments[0][1]])),
@@ -230,7 +237,7 @@ def test_events_of_different_types_never_merge_even_if_linked():
     ]
     assert calls == [(1, 2)]  # only same-type pairs are asked, smaller index first
     # the same result from a link set that also joins the two types
-    assert assemble_events(arguments, {(0, 1), (0, 2), (1, 2)}) == events
+    assert assemble(arguments, {(0, 1), (0, 2), (1, 2)}) == events
 
 
 def test_event_without_trigger_is_dropped():
@@ -243,7 +250,7 @@ def test_event_without_trigger_is_dropped():
         (buy, span(text, "戊公司", "被收购方")),
     ]
     # clique {0, 1} has the trigger; clique {2, 3} has none; nothing else is linked
-    events = assemble_events(arguments, {(0, 1), (2, 3)})
+    events = assemble(arguments, {(0, 1), (2, 3)})
     assert events == [Event(buy, frozenset([arguments[0][1], arguments[1][1]]))]
 
 
@@ -251,7 +258,7 @@ def test_lone_trigger_is_an_event_and_lone_argument_is_not():
     text = "庚公司宣布破产。"
     bankrupt = "财经/交易-破产"
     trigger, company = span(text, "破产", TRIGGER_ROLE), span(text, "庚公司", "破产公司")
-    events = assemble_events([(bankrupt, trigger), (bankrupt, company)], set())
+    events = assemble([(bankrupt, trigger), (bankrupt, company)], set())
     assert events == [Event(bankrupt, frozenset([trigger]))]
 
 
@@ -262,7 +269,7 @@ def test_subset_event_is_dropped():
     trigger, company = span(text, "裁员", TRIGGER_ROLE), span(text, "辛公司", "裁员方")
     number = span(text, "三十人", "裁员人数")
     arguments = [(LAYOFF, trigger), (LAYOFF, company), (LAYOFF, company), (LAYOFF, number)]
-    events = assemble_events(arguments, {(0, 1), (0, 2), (0, 3), (2, 3)})
+    events = assemble(arguments, {(0, 1), (0, 2), (0, 3), (2, 3)})
     assert events == [Event(LAYOFF, frozenset([trigger, company, number]))]
 
 
@@ -271,16 +278,16 @@ def test_duplicate_events_are_kept_once():
     trigger, company = span(text, "裁员", TRIGGER_ROLE), span(text, "壬公司", "裁员方")
     # the trigger appears twice and the two copies are not linked: cliques {0, 1} and {1, 2}
     arguments = [(LAYOFF, trigger), (LAYOFF, company), (LAYOFF, trigger)]
-    events = assemble_events(arguments, {(0, 1), (1, 2)})
+    events = assemble(arguments, {(0, 1), (1, 2)})
     assert events == [Event(LAYOFF, frozenset([trigger, company]))]
 
 
 def test_custom_trigger_role():
     a, b = Span(0, 1, "核心"), Span(2, 3, "对象")
     arguments = [("类型", a), ("类型", b)]
-    assert assemble_events(arguments, set(), trigger_role="核心") == [Event("类型", frozenset([a]))]
-    assert assemble_events(arguments, {(0, 1)}, trigger_role="核心") == [Event("类型", frozenset([a, b]))]
-    assert assemble_events(arguments, {(0, 1)}) == []  # default role 触发词 is absent
+    assert assemble(arguments, set(), trigger_role="核心") == [Event("类型", frozenset([a]))]
+    assert assemble(arguments, {(0, 1)}, trigger_role="核心") == [Event("类型", frozenset([a, b]))]
+    assert assemble(arguments, {(0, 1)}) == []  # default role 触发词 is absent
 
 
 def reference_events(arguments, linked, trigger_role=TRIGGER_ROLE):
@@ -316,10 +323,22 @@ def decoded_arguments(draw):
 
 @settings(max_examples=150, deadline=None)
 @given(decoded_arguments())
-def test_assemble_events_matches_brute_force_reference(case):
+def test_scored_events_matches_brute_force_reference(case):
     arguments, linked = case  # items may repeat, so dropping duplicates and subsets is exercised
-    events = assemble_events(arguments, linked)
+    events = assemble(arguments, linked)
     assert set(events) == reference_events(arguments, linked)
     assert len(set(events)) == len(events)
-    assert events == sorted(events, key=lambda e: (e.type, sorted(e.arguments)))
-    assert assemble_events(arguments, lambda i, j: (i, j) in linked) == events
+    assert assemble(arguments, lambda i, j: (i, j) in linked) == events
+
+
+def test_event_score_is_its_lowest_argument_score_and_repeats_keep_the_best():
+    text = "癸公司裁员二十人。"
+    trigger, company = span(text, "裁员", TRIGGER_ROLE), span(text, "癸公司", "裁员方")
+    number = span(text, "二十人", "裁员人数")
+    arguments = [(LAYOFF, trigger), (LAYOFF, company), (LAYOFF, number)]
+    events = scored_events(arguments, [3.0, 1.5, 2.0], all_pairs([0, 1, 2]))
+    assert events == {Event(LAYOFF, frozenset([trigger, company, number])): 1.5}
+    # the trigger decoded twice (two windows), each copy linked to everything: one event, best copy's score
+    repeated = [*arguments, (LAYOFF, trigger)]
+    events = scored_events(repeated, [3.0, 1.5, 2.0, 0.5], all_pairs([0, 1, 2]) | all_pairs([1, 2, 3]))
+    assert events == {Event(LAYOFF, frozenset([trigger, company, number])): 1.5}

@@ -38,7 +38,10 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert [h["step"] for h in h1] == [h["step"] for h in h2] == [2, 4]
     for a, b in zip(h1, h2):  # every dev example scored exactly once, with the same predictions
         assert a["score"] == b["score"] and a["span_precision"] == b["span_precision"]
-    w1, w2 = load_file(str(runs[1] / "last" / "model.safetensors")), load_file(str(runs[2] / "last" / "model.safetensors"))
+    w1, w2 = (
+        load_file(str(runs[1] / "last" / "model.safetensors")),
+        load_file(str(runs[2] / "last" / "model.safetensors")),
+    )
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-4, atol=1e-5)
     # rank 0 alone wrote logs and checkpoints
@@ -46,13 +49,15 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 
 def test_predict_sharded_over_two_ranks_writes_one_ordered_output(tmp_path):
+    from gplinker.commands.train import train
     from gplinker.config import load_config
-    from gplinker.experiment import train
 
     rows = [spans_record(t, e) for t, e in NER_SENTENCES]
     data = write_jsonl(tmp_path / "train.jsonl", rows)
     train(load_config(None, tiny_overrides(data, None, tmp_path / "m", "train.max_steps=30")))
-    lines = [json.dumps({"id": k, "text": t * (1 + k % 3)}, ensure_ascii=False) for k, (t, _) in enumerate(NER_SENTENCES)]
+    lines = [
+        json.dumps({"id": k, "text": t * (1 + k % 3)}, ensure_ascii=False) for k, (t, _) in enumerate(NER_SENTENCES)
+    ]
     lines[3] = "{bad json"
     src = write_jsonl(tmp_path / "in.jsonl", lines * 3)
     outputs = {}

@@ -18,11 +18,11 @@ from gplinker.data.duee import parse_duee
 from gplinker.data.encoding import SPECIAL, Window, WindowEncoder
 from gplinker.data.examples import TRIGGER_ROLE, Event, Example, Span
 from gplinker.data.schema import Schema
-from gplinker.experiment import oracle_predictions
-from gplinker.modeling.encoders import scratch_tokenizer
 from gplinker.head_spec import HeadSpec
-from gplinker.tasks.cliques import drop_strict_subsets
+from gplinker.modeling.encoders import scratch_tokenizer
 from gplinker.tasks.event import MAX_ARGUMENTS_PER_TYPE, EventTask
+from gplinker.tasks.event_assembly import drop_strict_subsets
+from gplinker.tasks.oracle import oracle_predictions
 from tests.conftest import BERT_VOCAB, SHARED_DATA, TINY, predict_with_a_bad_second_line, set_args, write_jsonl
 
 T = TRIGGER_ROLE
@@ -144,7 +144,9 @@ def test_targets_never_put_a_link_below_the_diagonal():
 
 def test_targets_skip_roles_outside_the_schema_and_spans_outside_the_window():
     text = "红队击败蓝队"
-    example = Example(text, events=(Event(WIN, frozenset({Span(2, 4, T), Span(0, 2, "未知角色"), Span(4, 6, "败者")})),))
+    example = Example(
+        text, events=(Event(WIN, frozenset({Span(2, 4, T), Span(0, 2, "未知角色"), Span(4, 6, "败者")})),)
+    )
     window = char_window(4)  # sees 红队击败 only
     cells = EventTask(SCHEMA).targets(example, window)
     assert cells == {"arguments": [(0, 3, 4)], "head_links": [], "tail_links": []}
@@ -186,7 +188,7 @@ def test_event_in_a_later_window_survives_and_partial_window_events_are_merged_a
                   for w in windows]
     partial = [e for p in per_window for e in p if e not in example.events]
     assert partial and all(any(e.arguments < g.arguments for g in example.events) for e in partial)
-    merged = task.merge(example, per_window)
+    merged = task.merge(per_window)
     assert set(merged) == set(example.events)
 
 
@@ -290,7 +292,7 @@ def test_merge_keeps_max_score_and_drops_strict_subsets_of_the_same_type_only():
     part = Event(WIN, frozenset({Span(2, 4, T), Span(4, 6, "败者")}))
     other_type = Event(JOIN, frozenset({Span(2, 4, T)}))
     other = Event(WIN, frozenset({Span(8, 9, T), Span(0, 2, "胜者")}))
-    merged = task.merge(Example("x" * 10), [{full: 1.0, other_type: 0.3}, {part: 5.0, full: 2.0, other: 0.1}])
+    merged = task.merge([{full: 1.0, other_type: 0.3}, {part: 5.0, full: 2.0, other: 0.1}])
     assert merged == {full: 2.0, other_type: 0.3, other: 0.1}
 
 
@@ -298,7 +300,7 @@ def test_merge_of_one_window_returns_it_unchanged():
     task = EventTask(SCHEMA)
     a = Event(WIN, frozenset({Span(2, 4, T)}))
     b = Event(WIN, frozenset({Span(2, 4, T), Span(0, 2, "胜者")}))
-    assert task.merge(Example("x" * 6), [{a: 1.0, b: 2.0}]) == {a: 1.0, b: 2.0}  # one window never nests
+    assert task.merge([{a: 1.0, b: 2.0}]) == {a: 1.0, b: 2.0}  # one window never nests
 
 
 def test_drop_strict_subsets_matches_the_definition():
@@ -439,9 +441,9 @@ def test_oracle_on_duee_with_the_bert_vocabulary(split, capsys):
 
     from transformers import BertTokenizerFast
 
+    from gplinker.commands.check import check_data
     from gplinker.data.reading import read_examples
     from gplinker.data.schema import load_duee_schema
-    from gplinker.experiment import check_data
 
     tokenizer = BertTokenizerFast.from_pretrained(str(BERT_VOCAB))
     schema = load_duee_schema(DUEE / "duee_event_schema.json")
@@ -466,8 +468,8 @@ def test_oracle_on_duee_with_the_bert_vocabulary(split, capsys):
 @needs_duee
 def test_short_scratch_training_on_duee_raises_argument_f1(tmp_path, capsys):
     """configs/duee.yaml, 1000 steps of 8 windows of <= 128 tokens (~14 epochs of the 500-line sample)."""
+    from gplinker.commands.train import train
     from gplinker.config import load_config
-    from gplinker.experiment import train
 
     dev = write_jsonl(tmp_path / "dev.json", (DUEE / "dev.json").read_text(encoding="utf-8").splitlines()[:500])
     config = Path(__file__).resolve().parents[1] / "configs" / "duee.yaml"

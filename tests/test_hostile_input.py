@@ -28,7 +28,8 @@ VALID = {
     "duie1": {"text": "张伟写了星河", "spo_list": [{"subject": "星河", "subject_type": "书", "predicate": "作者",
                                                  "object": "张伟", "object_type": "人"}]},
     "duee": {"text": "张伟在北京被捕", "id": "a", "event_list": [{"event_type": "司法-拘捕", "trigger": "被捕",
-             "trigger_start_index": 5, "arguments": [{"role": "被拘捕者", "argument": "张伟", "argument_start_index": 0}]}]},
+             "trigger_start_index": 5,
+             "arguments": [{"role": "被拘捕者", "argument": "张伟", "argument_start_index": 0}]}]},
 }
 
 
@@ -49,7 +50,8 @@ HAND_MADE: dict[str, bytes] = {
     "invalid UTF-8": b'{"text": "\xff\xfe\xfd"}',
     "lone surrogate escape": b'{"text": "\\ud800abc"}',
     "100k characters": line({"text": "张伟在北京。" * 16_667}),
-    "labels of the wrong type": line({"text": "北京", "label": "loc", "entities": "x", "spo_list": "x", "event_list": 5}),
+    "labels of the wrong type": line({"text": "北京", "label": "loc", "entities": "x", "spo_list": "x",
+                                      "event_list": 5}),
     "offsets out of range": line({"text": "北京", "label": {"loc": {"北京": [[0, 9]]}},
                                   "entities": [{"start": -1, "end": 99, "type": "loc"}],
                                   "event_list": [{"event_type": "e", "trigger": "北", "trigger_start_index": 7,
@@ -64,7 +66,8 @@ HAND_MADE: dict[str, bytes] = {
                           "entities": [{"start": False, "end": 2, "type": "loc"}]}),
     "spo with missing fields": line({"text": "北京", "spo_list": [{"subject": "北京"}]}),
     "spo with unlocatable mention": line({"text": "北京", "spo_list": [{"subject": "上海", "subject_type": "地",
-                                          "predicate": "p", "object": {"@value": "北京"}, "object_type": {"@value": "地"},
+                                          "predicate": "p", "object": {"@value": "北京"},
+                                          "object_type": {"@value": "地"},
                                           }]}),
     "extra fields": line({"text": "北京", "whatever": [1, {"x": None}], "label": {}, "entities": []}),
     "duplicate id": line({"text": "北京", "id": "dup"}),
@@ -133,8 +136,8 @@ def test_fuzzed_lines_never_crash_a_reader(tmp_path, reader, obj, raw, use_raw):
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
+    from gplinker.commands.train import train
     from gplinker.config import load_config
-    from gplinker.experiment import train
     from gplinker.predict import Predictor
     from tests.conftest import NER_SENTENCES, spans_record, tiny_overrides, write_jsonl
 
@@ -145,7 +148,8 @@ def predictor(tmp_path_factory):
 
 
 def test_predict_answers_every_hostile_line(tmp_path, predictor, capsys):
-    from gplinker.experiment import predict_lines, read_text_lines
+    from gplinker.commands.predict import predict_lines
+    from gplinker.data.reading import read_text_lines
 
     cases = list(HAND_MADE.values()) + [b"", b"   ", line({"text": "北京", "id": "dup"})]
     path = tmp_path / "in.jsonl"
@@ -154,7 +158,7 @@ def test_predict_answers_every_hostile_line(tmp_path, predictor, capsys):
     summary = predict_lines(predictor, read_text_lines(str(path)), out.append, source=str(path))
     records = [json.loads(x) for x in out]
     assert len(records) == len(cases) == summary.lines
-    for k, (raw, record) in enumerate(zip(cases, records), start=1):
+    for k, (_raw, record) in enumerate(zip(cases, records), start=1):
         if "error" in record:
             assert record["error"].startswith(f"{path}:{k}: ") and record["line"] == k
         else:

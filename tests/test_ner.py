@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from gplinker.commands.check import check_data
 from gplinker.data.encoding import WindowEncoder
 from gplinker.data.examples import Example, Span
 from gplinker.data.schema import schema_from_examples
-from gplinker.experiment import check_data, oracle_predictions
 from gplinker.modeling.encoders import scratch_tokenizer
 from gplinker.tasks.ner import NerTask
+from gplinker.tasks.oracle import oracle_predictions
 from tests.conftest import NER_SENTENCES, spans_record, write_jsonl
 
 
@@ -52,7 +53,7 @@ def test_decode_ignores_cells_on_special_tokens_and_keeps_max_score():
     last = len(w) - 1  # [SEP]
     pred = task.decode(w, {"entities": [(0, 0, 2, 5.0), (0, 1, last, 3.0), (0, 1, 2, 1.5)]})
     assert list(pred) == [Span(0, 2, task.types[0])]
-    merged = task.merge(examples[0], [pred, {Span(0, 2, task.types[0]): 4.0}])
+    merged = task.merge([pred, {Span(0, 2, task.types[0]): 4.0}])
     assert merged[Span(0, 2, task.types[0])] == 4.0
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from gplinker import Pipeline
+from gplinker.commands.predict import predict_lines
 from gplinker.config import ScratchConfig
 from gplinker.data.examples import Span
 from gplinker.data.schema import Schema
-from gplinker.experiment import predict_lines
 from gplinker.modeling.encoders import scratch_encoder, scratch_tokenizer
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.predict import Predictor
@@ -39,7 +39,7 @@ def build_model_dir(directory: Path, texts: list[str] = TEXTS + [LONG], seed: in
     model = GPLinkerModel(encoder, task.heads(), "egp", 16).eval()
     section = {"task": "ner", "schema": task.schema.to_dict(), "format": "spans", "max_length": MAX_LENGTH,
                "stride": STRIDE, "threshold": 0.0, "char_level": False}
-    predictor = Predictor(model, tokenizer, task, MAX_LENGTH, STRIDE)
+    predictor = Predictor(model=model, tokenizer=tokenizer, task=task, max_length=MAX_LENGTH, stride=STRIDE)
     windows = predictor.encoder.encode(texts)
     live = []
     with torch.inference_mode():

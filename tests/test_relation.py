@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gplinker.cli import app
-from gplinker.data.duie import parse_duie1, parse_duie2
 from gplinker.data.encoding import SPECIAL, Window, WindowEncoder
 from gplinker.data.examples import Example, Relation, Span
 from gplinker.data.schema import Schema, load_duie_schema, schema_from_examples
@@ -78,7 +77,7 @@ def round_trip(task: RelationTask, examples: list[Example], max_length: int = 64
         targets = task.targets(examples[w.example_index], w)
         cells = {head: [(c, i, j, 1.0) for c, i, j in cs] for head, cs in targets.items()}
         per_example[w.example_index].append(task.decode(w, cells))
-    return [set(task.merge(e, p)) for e, p in zip(examples, per_example)]
+    return [set(task.merge(p)) for p in per_example]
 
 
 # --- synthetic sentences ---------------------------------------------------------------------
@@ -93,7 +92,8 @@ T_AWARD = "2015年，刘佳凭借《夏夜》获得最佳新人奖和最受欢�
 
 def synthetic() -> list[Example]:
     t = T_MANY
-    many = [rel(sp(t, "张晓明"), "出生地", value=sp(t, "杭州")), rel(sp(t, "张晓明"), "毕业院校", value=sp(t, "浙江大学")),
+    many = [rel(sp(t, "张晓明"), "出生地", value=sp(t, "杭州")),
+            rel(sp(t, "张晓明"), "毕业院校", value=sp(t, "浙江大学")),
             rel(sp(t, "张晓明"), "祖籍", value=sp(t, "宁波"))]
     t = T_PAIR
     pair = [rel(sp(t, "王强"), "出生地", value=sp(t, "无锡")), rel(sp(t, "王强"), "祖籍", value=sp(t, "无锡"))]
@@ -145,7 +145,10 @@ def test_round_trip_recovers_every_synthetic_triple(schema):
 def test_round_trip_through_sliding_windows(schema):
     # 54 filler characters, then the triple; 14-token windows (12 content tokens) sharing 6, so
     # content windows cover characters [0,12) [6,18) ... [48,60) [54,66) [60,72) ...
-    filler = "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏闰余成岁律吕调阳云腾致雨露结为霜金生丽水玉出昆冈剑号巨阙珠称夜光果珍"
+    filler = (
+        "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏闰余成岁律吕调阳"
+        "云腾致雨露结为霜金生丽水玉出昆冈剑号巨阙珠称夜光果珍"
+    )
     text = filler[:54] + "王强生于无锡。" + filler[:5] + "李华祖籍苏州。"
     late = rel(sp(text, "王强"), "出生地", value=sp(text, "无锡"))  # characters 54..60: in [48,60) and [54,66)
     other = rel(sp(text, "李华"), "祖籍", value=sp(text, "苏州"))  # characters 66..72: in [60,72) and the last, [66,73)
@@ -219,7 +222,8 @@ def test_noise_cells_without_all_four_links_decode_nothing(schema):
     window = plain_window(10)
     assert task.decode(window, {"entities": entities, "heads": [], "tails": []}) == {}
     # head link without its tail link, tail link without its head link, links to a missing entity
-    noisy = {"entities": entities, "heads": [(ch, 1, 6, 1.0), (ch, 3, 5, 1.0)], "tails": [(ch, 4, 9, 1.0), (ch, 3, 5, 1.0)]}
+    noisy = {"entities": entities, "heads": [(ch, 1, 6, 1.0), (ch, 3, 5, 1.0)],
+             "tails": [(ch, 4, 9, 1.0), (ch, 3, 5, 1.0)]}
     assert task.decode(window, noisy) == {}
     # the same noise around one complete five-tuple gives exactly that triple
     noisy["tails"].append((ch, 2, 7, 1.0))
@@ -302,7 +306,7 @@ def test_merge_keeps_max_score_over_windows(schema):
     task = RelationTask(schema)
     a = Relation(Span(0, 2, "人物"), "出生地", ((V, Span(5, 7, "地点")),))
     b = Relation(Span(0, 2, "人物"), "祖籍", ((V, Span(5, 7, "地点")),))
-    assert task.merge(Example("x"), [{a: 0.2}, {a: 1.5, b: -0.1}, {}]) == {a: 1.5, b: -0.1}
+    assert task.merge([{a: 0.2}, {a: 1.5, b: -0.1}, {}]) == {a: 1.5, b: -0.1}
 
 
 def test_record_duie2_format_with_offsets_and_scores(schema):
@@ -407,7 +411,9 @@ def test_cli_train_eval_predict_check(schema, tmp_path):
     assert saved["task"] == "relation" and Schema.from_dict(saved["schema"]) == schema
 
     metrics = tmp_path / "metrics.json"
-    result = runner.invoke(app, ["eval", str(best), str(train), "-o", str(metrics), "--errors", str(tmp_path / "e.jsonl")])
+    result = runner.invoke(
+        app, ["eval", str(best), str(train), "-o", str(metrics), "--errors", str(tmp_path / "e.jsonl")]
+    )
     assert result.exit_code == 0, result.output
     scores = json.loads(metrics.read_text())
     assert {"triple_f1", "offset_f1", "duie_f1"} <= set(scores["metrics"]) and "duie_f1" in result.output
@@ -416,7 +422,6 @@ def test_cli_train_eval_predict_check(schema, tmp_path):
     good = predict_with_a_bad_second_line(best, lines, tmp_path)
     assert not any("error" in r for r in good)
     assert [r["text"] for r in good] == [e.text for e in examples]
-    spos = [spo for r in good for spo in r["spo_list"]]
     # a 6-step model may or may not find triples; whatever it writes must read back from the text
     for r in good:
         for spo in r["spo_list"]:
@@ -459,9 +464,10 @@ def miss_cause(task: RelationTask, example: Example, relation: Relation, windows
 def test_real_oracle_round_trip(fmt, folder, schema_name):
     from transformers import BertTokenizerFast
 
+    from gplinker.commands.check import check_data
     from gplinker.data.duie import location_report
     from gplinker.data.reading import read_examples
-    from gplinker.experiment import check_data, oracle_predictions
+    from gplinker.tasks.oracle import oracle_predictions
 
     if not (SHARED_DATA / folder).is_dir() or not BERT_VOCAB.is_dir():
         pytest.skip("../shared data or vocabulary not present")
@@ -509,11 +515,11 @@ def predicate_subset(lines: list[str], predicates: tuple[str, ...]) -> list[str]
 @pytest.mark.slow
 def test_real_short_training_raises_dev_f1(tmp_path):
     """A scratch model on a DuIE 2.0 subset (two predicates): dev triple F1 after training beats the untrained one's."""
+    from gplinker.commands.train import build_model, load_schema, train
     from gplinker.config import load_config
     from gplinker.data.reading import read_examples
-    from gplinker.experiment import build_model, load_schema, train
-    from gplinker.predict import Predictor
     from gplinker.devices import seed_everything
+    from gplinker.predict import Predictor
 
     folder = SHARED_DATA / "duie2-subset"
     if not folder.is_dir():
@@ -536,7 +542,8 @@ def test_real_short_training_raises_dev_f1(tmp_path):
     seed_everything(cfg.train.seed)
     task = build_task("relation", load_schema(cfg, train_examples, "duie2"))
     model, tokenizer = build_model(cfg, task, [e.text for e in train_examples])
-    untrained = Predictor(model, tokenizer, task, cfg.data.max_length, cfg.data.stride, 0.0, 64)
+    untrained = Predictor(model=model, tokenizer=tokenizer, task=task, max_length=cfg.data.max_length,
+                          stride=cfg.data.stride, threshold=0.0, batch_size=64)
     f1_before = task.score(dev, untrained.predict(dev)).main
     start = time.time()
     report = train(cfg)

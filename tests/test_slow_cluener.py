@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from gplinker.commands.check import check_data
+from gplinker.commands.train import train
 from gplinker.config import load_config
-from gplinker.experiment import check_data, train
 from tests.conftest import BERT_VOCAB, REPO, SHARED_DATA
 
 CLUENER = SHARED_DATA / "cluener"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,10 @@ class ReadReport:
     lines: int = 0
     examples: int = 0
     skipped: list[DataError] = field(default_factory=list)
-    notes: Counter = field(default_factory=Counter)
+    notes: Counter[str] = field(default_factory=Counter)
 
-    def skip_reasons(self) -> Counter:
+    def skip_reasons(self) -> Counter[str]:
+        """Skipped lines counted by reason (the message up to its first colon)."""
         return Counter(e.message.split(":")[0] for e in self.skipped)
 
 
@@ -39,16 +40,23 @@ class LineError(ValueError):
     """Raised inside a line parser; the reader adds `file:line` and turns it into a DataError."""
 
 
-def iter_json_lines(path: str | Path) -> Iterator[tuple[int, Any | DataError]]:
+BOM = b"\xef\xbb\xbf"
+
+
+def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, raw bytes) of a binary stream, a UTF-8 BOM dropped from the first line."""
+    for lineno, raw in enumerate(stream, start=1):
+        yield lineno, raw[len(BOM):] if lineno == 1 and raw.startswith(BOM) else raw
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | DataError]]:
     """Yield (line number, parsed JSON object or DataError) for each non-blank line.
 
     Accepts a UTF-8 BOM and CRLF endings; invalid UTF-8 and malformed JSON become DataErrors.
     """
     path = str(path)
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
+        for lineno, raw in numbered_lines(fh):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -68,7 +76,7 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, Any | DataError]]:
             yield lineno, obj
 
 
-def require(obj: dict, key: str, kind: type | tuple[type, ...]) -> Any:
+def require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     """Return obj[key], raising LineError if it is missing or of the wrong type."""
     if key not in obj:
         raise LineError(f"missing field '{key}'")
@@ -79,7 +87,8 @@ def require(obj: dict, key: str, kind: type | tuple[type, ...]) -> Any:
     return value
 
 
-def require_text(obj: dict) -> str:
+def require_text(obj: dict[str, Any]) -> str:
+    """The line's "text": a non-blank string that a tokenizer can encode (else LineError)."""
     text = require(obj, "text", str)
     if not text.strip():
         raise LineError("empty text")
@@ -108,7 +117,7 @@ def check_span(text: str, start: Any, end: Any, label: str, mention: str | None 
     return Span(start, end, label)
 
 
-LineParser = Callable[[dict, str], Example]
+LineParser = Callable[[dict[str, Any], str], Example]  # (JSON object of a line, file path) -> Example
 
 
 def read_lines(path: str | Path, parse: LineParser, *, skip_invalid: bool = False) -> tuple[list[Example], ReadReport]:
@@ -121,8 +130,9 @@ def read_lines(path: str | Path, parse: LineParser, *, skip_invalid: bool = Fals
     first_line_of_id: dict[str, int] = {}
     for lineno, obj in iter_json_lines(path):
         report.lines += 1
-        error = obj if isinstance(obj, DataError) else None
-        if error is None:
+        if isinstance(obj, DataError):
+            error = obj
+        else:
             try:
                 example = parse(obj, path)
                 if example.id is not None and example.id in first_line_of_id:
@@ -145,7 +155,7 @@ def read_lines(path: str | Path, parse: LineParser, *, skip_invalid: bool = Fals
 # --- NER formats -------------------------------------------------------------------------
 
 
-def parse_cluener(obj: dict, path: str = "") -> Example:
+def parse_cluener(obj: dict[str, Any], path: str = "") -> Example:  # noqa: ARG001 -- LineParser signature
     """CLUENER: {"text", "label": {type: {surface: [[start, end_inclusive], ...]}}}; label optional."""
     text = require_text(obj)
     spans: set[Span] = set()
@@ -165,7 +175,7 @@ def parse_cluener(obj: dict, path: str = "") -> Example:
     return Example(text=text, spans=tuple(sorted(spans)), id=example_id(obj))
 
 
-def parse_spans(obj: dict, path: str = "") -> Example:
+def parse_spans(obj: dict[str, Any], path: str = "") -> Example:  # noqa: ARG001 -- LineParser signature
     """Plain spans: {"text", "entities": [{"start", "end" (exclusive), "type", "text"?}]}."""
     text = require_text(obj)
     entities = obj.get("entities")
@@ -181,10 +191,7 @@ def parse_spans(obj: dict, path: str = "") -> Example:
     return Example(text=text, spans=tuple(sorted(spans)), id=example_id(obj))
 
 
-def example_id(obj: dict) -> str | None:
+def example_id(obj: dict[str, Any]) -> str | None:
     """The line's "id" as a string, or None."""
     value = obj.get("id")
     return None if value is None else str(value)
-
-
-NER_PARSERS: dict[str, LineParser] = {"cluener": parse_cluener, "spans": parse_spans}

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from gplinker.data.examples import Example
-from gplinker.data.formats import LineError, ReadReport, check_encodable, iter_json_lines, parse_cluener, parse_spans, read_lines
+from gplinker.data.formats import (
+    LineError,
+    LineParser,
+    ReadReport,
+    check_encodable,
+    iter_json_lines,
+    numbered_lines,
+    parse_cluener,
+    parse_spans,
+    read_lines,
+)
 from gplinker.errors import ConfigError, DataError
 
 
-def _parsers():
+def _parsers() -> dict[str, tuple[str, LineParser]]:
+    """Format name -> (the task its data is for, its line parser)."""
     from gplinker.data.duee import parse_duee
     from gplinker.data.duie import parse_duie1, parse_duie2
 
@@ -45,6 +60,7 @@ def detect_format(path: str | Path, task: str) -> str:
 
 
 def resolve_format(path: str | Path, fmt: str, task: str) -> str:
+    """The format to read `path` with ("auto" detected); ConfigError if unknown or of another task."""
     parsers = _parsers()
     fmt = detect_format(path, task) if fmt == "auto" else fmt
     if fmt not in parsers:
@@ -54,13 +70,15 @@ def resolve_format(path: str | Path, fmt: str, task: str) -> str:
     return fmt
 
 
-def read_examples(path: str | Path, fmt: str, task: str, skip_invalid: bool = False) -> tuple[list[Example], ReadReport]:
+def read_examples(
+    path: str | Path, fmt: str, task: str, skip_invalid: bool = False
+) -> tuple[list[Example], ReadReport]:
     """Read a labelled file for `task`; bad lines raise DataError(file:line) or are counted when skipping."""
     fmt = resolve_format(path, fmt, task)
     return read_lines(path, _parsers()[fmt][1], skip_invalid=skip_invalid)
 
 
-def parse_input(obj: dict) -> Example:
+def parse_input(obj: dict[str, Any]) -> Example:
     """A prediction input line: a JSON object with a string 'text' (labels, if any, are ignored)."""
     if "text" not in obj:
         raise LineError("missing field 'text'")
@@ -69,3 +87,37 @@ def parse_input(obj: dict) -> Example:
         raise LineError(f"field 'text' must be str, got {type(text).__name__}")
     ident = obj.get("id")
     return Example(text=check_encodable(text), id=None if ident is None else str(ident))
+
+
+def parse_input_line(line: str, lineno: int, source: str) -> Example | dict[str, Any]:
+    """A prediction input line as an Example, or an error record {"error": "source:line: ...", "line"}."""
+    try:
+        if not line.strip():
+            raise LineError("empty line")
+        obj = json.loads(line)
+        if not isinstance(obj, dict):
+            raise LineError(f"expected a JSON object, got {type(obj).__name__}")
+        return parse_input(obj)
+    except (json.JSONDecodeError, LineError) as exc:
+        message = f"malformed JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return {"error": f"{source}:{lineno}: {message}", "line": lineno}
+
+
+def read_text_lines(path: str) -> Iterator[str]:
+    """Lines of a file (or stdin for '-'), decoded leniently: invalid UTF-8 becomes U+FFFD, BOM dropped.
+
+    Prediction input is read this way so that one bad byte costs one output line, not the run.
+    """
+    if path == "-":
+        yield from _decoded(sys.stdin.buffer)
+        return
+    if not Path(path).is_file():
+        raise ConfigError(f"input file {path} not found")
+    with open(path, "rb") as fh:
+        yield from _decoded(fh)
+
+
+def _decoded(stream: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a binary stream as text, without line endings (see read_text_lines)."""
+    for _, raw in numbered_lines(stream):
+        yield raw.decode("utf-8", errors="replace").rstrip("\r\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,11 +13,14 @@ from rich.table import Table
 HERE = Path(__file__).resolve().parent
 
 
-def run_demo(output_dir: Path, console: Console) -> dict:
+def run_demo(output_dir: Path, console: Console) -> dict[str, Any]:
     """Run the whole demo; returns the dev scores (main F1 in [0, 1]) and the wall time."""
-    from gplinker.cli import print_scores
+    from gplinker.commands.evaluate import evaluate_dir
+    from gplinker.commands.predict import predict_lines
+    from gplinker.commands.tables import print_scores
+    from gplinker.commands.train import train
     from gplinker.config import load_config
-    from gplinker.experiment import evaluate_dir, predict_lines, train
+    from gplinker.predict import Predictor
 
     t0 = time.perf_counter()
     cfg = load_config(HERE / "config.yaml", [f"train.output_dir={output_dir}"])
@@ -25,11 +29,9 @@ def run_demo(output_dir: Path, console: Console) -> dict:
     best = Path(cfg.train.output_dir) / "best"
     result = evaluate_dir(best, HERE / "dev.jsonl")
     print_scores(result.scores, "demo dev set")
-    from gplinker.predict import Predictor
-
     predictor = Predictor.from_pretrained(best)
     lines = (HERE / "predict.jsonl").read_text(encoding="utf-8").splitlines()
-    records: list[dict] = []
+    records: list[dict[str, Any]] = []
     predict_lines(predictor, lines, lambda s: records.append(json.loads(s)))
     out_path = Path(cfg.train.output_dir) / "predictions.jsonl"
     out_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")

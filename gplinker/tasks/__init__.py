@@ -1,9 +1,10 @@
 """Tasks by name."""
 
 from gplinker.data.schema import Schema
+from gplinker.tasks.base import Task
 
 
-def build_task(name: str, schema: Schema):
+def build_task(name: str, schema: Schema) -> Task:
     """The task object for `name` (ner | relation | event) over `schema`."""
     if name == "ner":
         from gplinker.tasks.ner import NerTask

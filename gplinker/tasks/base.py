@@ -10,26 +10,34 @@ window's input_ids), and the logit. Targets are the same cells without the score
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from gplinker.data.encoding import Window
 from gplinker.data.examples import Example
+from gplinker.data.schema import Schema
 from gplinker.head_spec import HeadSpec
+from gplinker.metrics import Scores
 
 Cells = dict[str, list[tuple[int, int, int]]]
 ScoredCells = dict[str, list[tuple[int, int, int, float]]]
-Prediction = dict[Hashable, float]  # predicted item (Span / Relation / Event) -> score
+Prediction = dict[Any, float]  # predicted item (Span / Relation / Event) -> score
 
 
 class Task(Protocol):
+    """What every task module provides (ner.py, relation.py, event.py)."""
+
     name: str
+    schema: Schema
 
     def heads(self) -> list[HeadSpec]:
         """The pointer heads this task needs."""
 
-    def gold(self, example: Example) -> list[Hashable]:
+    def gold(self, example: Example) -> Sequence[Any]:
         """The gold items of an example (what decoding should give back)."""
+
+    def label_of(self, item: Any) -> str:
+        """The per-label key of an item in score tables (entity type, predicate, event type)."""
 
     def targets(self, example: Example, window: Window) -> Cells:
         """Positive cells of each head for the gold items expressible in this window."""
@@ -37,16 +45,16 @@ class Task(Protocol):
     def decode(self, window: Window, cells: ScoredCells) -> Prediction:
         """Items (character offsets) from the cells that scored above the threshold in one window."""
 
-    def merge(self, example: Example, windows: Sequence[Prediction]) -> Prediction:
+    def merge(self, windows: Sequence[Prediction]) -> Prediction:
         """One prediction for the whole text from its windows' predictions."""
 
-    def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]):
-        """Metrics (a gplinker.metrics.Scores) of predictions against the examples' gold."""
+    def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
+        """Metrics of predictions against the examples' gold; `main` is the headline score."""
 
-    def record(self, example: Example, prediction: Prediction) -> dict:
+    def record(self, example: Example, prediction: Prediction) -> dict[str, Any]:
         """The output JSON object of one input line."""
 
-    def item_record(self, text: str, item: Hashable) -> dict:
+    def item_record(self, text: str, item: Any) -> dict[str, Any]:
         """One item as JSON (for error files)."""
 
 

@@ -12,7 +12,7 @@ tokens, relative position carries no signal there).
 
 Decoding: the arguments are the cells above the threshold; two arguments of one event type are
 linked iff both their head pair and their tail pair are above the threshold; each maximal clique
-of that graph that holds a trigger is an event (`cliques.event_cliques`). An event's score is
+of that graph that holds a trigger is an event (`event_assembly.scored_events`). An event's score is
 the lowest logit among its arguments.
 """
 
@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from gplinker.data.encoding import Window
 from gplinker.data.examples import Event, Example, Span
 from gplinker.data.schema import Schema
-from gplinker.metrics import event_scores
 from gplinker.head_spec import HeadSpec
+from gplinker.metrics import Scores, event_scores
 from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells
-from gplinker.tasks.cliques import drop_strict_subsets, event_cliques
+from gplinker.tasks.event_assembly import drop_strict_subsets, scored_events
 
 # Arguments kept per event type and window, best logits first, before the clique search. An
 # untrained or confused model can put thousands of cells above the threshold, and Bron–Kerbosch is
@@ -89,20 +90,15 @@ class EventTask:
         tails = {(i, j) for _, i, j, _ in cells.get(self.TAIL_LINKS, ())}
         keys = list(items)
         positions = [items[k][0] for k in keys]
-        scores = [items[k][1] for k in keys]
 
         def linked(a: int, b: int) -> bool:
             (h1, t1), (h2, t2) = positions[a], positions[b]
             return (min(h1, h2), max(h1, h2)) in heads and (min(t1, t2), max(t1, t2)) in tails
 
-        events = {}  # keys are distinct (dict keys), so the cliques are distinct, never nested events
-        for group in event_cliques(keys, linked):
-            spans, logits = [keys[k][1] for k in group.members], [scores[k] for k in group.members]
-            for clique in group.cliques:
-                events[Event(group.event_type, frozenset([spans[a] for a in clique]))] = min([logits[a] for a in clique])
-        return events
+        return scored_events(keys, [items[k][1] for k in keys], linked)
 
-    def top_arguments(self, window: Window, cells) -> dict[tuple[str, Span], tuple[tuple[int, int], float]]:
+    def top_arguments(self, window: Window, cells: Iterable[tuple[int, int, int, float]]
+                      ) -> dict[tuple[str, Span], tuple[tuple[int, int], float]]:
         """(event type, span) -> ((i, j), logit) for the argument cells, at most `max_arguments_per_type` per type.
 
         Cells that map to no characters (special tokens) are skipped; when two cells give the same
@@ -118,13 +114,13 @@ class EventTask:
             seen = per_type[event_type].get(span)
             if seen is None or score > seen[1]:
                 per_type[event_type][span] = ((i, j), score)
-        items = {}
+        items: dict[tuple[str, Span], tuple[tuple[int, int], float]] = {}
         for event_type, spans in per_type.items():
             best = heapq.nlargest(self.max_arguments_per_type, spans.items(), key=lambda kv: (kv[1][1], kv[0]))
             items.update(((event_type, span), value) for span, value in best)
         return items
 
-    def merge(self, example: Example, windows: Sequence[Prediction]) -> Prediction:
+    def merge(self, windows: Sequence[Prediction]) -> Prediction:
         """Union of the windows' events (best score), without strict subsets of another event of its type."""
         merged: Prediction = {}
         for prediction in windows:
@@ -135,22 +131,23 @@ class EventTask:
             return merged  # one window's cliques are already distinct and never nested
         return {event: merged[event] for event in drop_strict_subsets(list(merged))}
 
-    def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]):
+    def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
         return event_scores([e.text for e in examples], [e.events for e in examples], [list(p) for p in predictions])
 
-    def item_record(self, text: str, event: Event) -> dict:
+    def item_record(self, text: str, event: Event) -> dict[str, Any]:
         arguments = sorted(event.arguments, key=lambda s: (s.start, s.end, s.label))
         trigger = event.trigger
         return {
             "event_type": event.type,
             "trigger": None if trigger is None else trigger.text_in(text),
-            "arguments": [{"role": a.label, "text": a.text_in(text), "start": a.start, "end": a.end} for a in arguments],
+            "arguments": [{"role": a.label, "text": a.text_in(text), "start": a.start, "end": a.end}
+                          for a in arguments],
         }
 
-    def record(self, example: Example, prediction: Prediction) -> dict:
+    def record(self, example: Example, prediction: Prediction) -> dict[str, Any]:
         """DuEE 1.0 submission format (readable back by the DuEE reader), plus a score per event."""
         text = example.text
-        event_list = []
+        event_list: list[dict[str, Any]] = []
         for event, score in sorted(prediction.items(), key=lambda kv: _event_order(kv[0])):
             trigger = event.trigger
             arguments = sorted((a for a in event.arguments if a != trigger), key=lambda s: (s.start, s.end, s.label))
@@ -163,11 +160,11 @@ class EventTask:
                 ],
                 "score": probability(score),
             })
-        out = {"id": example.id} if example.id is not None else {}
+        out: dict[str, Any] = {"id": example.id} if example.id is not None else {}
         return {**out, "text": text, "event_list": event_list}
 
 
-def _event_order(event: Event) -> tuple:
+def _event_order(event: Event) -> tuple[int, str, list[Span]]:
     trigger = event.trigger
     start = trigger.start if trigger is not None else -1
     return start, event.type, sorted(event.arguments)

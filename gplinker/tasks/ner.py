@@ -6,14 +6,15 @@ Target cell of an entity of type t spanning tokens i..j: entities[t, i, j] (i <=
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from gplinker.data.encoding import Window
 from gplinker.data.examples import Example, Span
 from gplinker.data.schema import Schema
-from gplinker.metrics import ner_scores
 from gplinker.head_spec import HeadSpec
-from gplinker.tasks.base import Cells, Prediction, ScoredCells, merge_max
+from gplinker.metrics import Scores, ner_scores
 from gplinker.probability import probability
+from gplinker.tasks.base import Cells, Prediction, ScoredCells, merge_max
 
 
 class NerTask:
@@ -27,6 +28,10 @@ class NerTask:
 
     def heads(self) -> list[HeadSpec]:
         return [HeadSpec(self.HEAD, len(self.types), rope=True, tril_mask=True)]
+
+    def label_of(self, span: Span) -> str:
+        """Per-label tables group spans by entity type."""
+        return span.label
 
     def gold(self, example: Example) -> list[Span]:
         return list(example.spans)
@@ -47,20 +52,20 @@ class NerTask:
                 prediction[Span(chars[0], chars[1], self.types[c])] = score
         return prediction
 
-    def merge(self, example: Example, windows: Sequence[Prediction]) -> Prediction:
+    def merge(self, windows: Sequence[Prediction]) -> Prediction:
         return merge_max(windows)
 
-    def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]):
+    def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
         return ner_scores([e.text for e in examples], [e.spans for e in examples],
                           [sorted(p) for p in predictions])
 
-    def item_record(self, text: str, span: Span) -> dict:
+    def item_record(self, text: str, span: Span) -> dict[str, Any]:
         return {"type": span.label, "text": text[span.start : span.end], "start": span.start, "end": span.end}
 
-    def record(self, example: Example, prediction: Prediction) -> dict:
+    def record(self, example: Example, prediction: Prediction) -> dict[str, Any]:
         entities = [
             {**self.item_record(example.text, span), "score": probability(score)}
             for span, score in sorted(prediction.items(), key=lambda kv: (kv[0].start, kv[0].end, kv[0].label))
         ]
-        out = {"id": example.id} if example.id is not None else {}
+        out: dict[str, Any] = {"id": example.id} if example.id is not None else {}
         return {**out, "text": example.text, "entities": entities}

@@ -36,20 +36,23 @@ types 成立日期 subjects as 机构 or 企业; the schema can give only one).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from gplinker.data.encoding import Window
 from gplinker.data.examples import Example, Relation, Span
 from gplinker.data.schema import VALUE_SLOT, Schema
-from gplinker.metrics import relation_scores
 from gplinker.head_spec import HeadSpec
+from gplinker.metrics import Scores, relation_scores
 from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells, merge_max
 
 SUBJECT, OBJECT = 0, 1  # channels of the entity head
 MAX_TUPLES = 2_000  # five-tuples decoded per window at most: a guard against untrained models
 
-FiveTuple = tuple[tuple[int, int], str, str, tuple[int, int]]  # (subject chars, predicate, slot, object chars)
+Pos = tuple[int, int]  # (start, end): token positions or character offsets
+Cell = tuple[int, int, int, float]  # (channel, i, j, logit)
+FiveTuple = tuple[Pos, str, str, Pos]  # (subject chars, predicate, slot, object chars)
 
 
 class RelationTask:
@@ -99,12 +102,12 @@ class RelationTask:
                 tails.add((ch, st, ot))
         return {self.ENTITIES: sorted(entities), self.HEADS: sorted(heads), self.TAILS: sorted(tails)}
 
-    def place(self, relation: Relation, window: Window):
+    def place(self, relation: Relation, window: Window) -> tuple[Pos, list[tuple[int, Pos]]] | None:
         """(subject positions, [(channel, object positions)]), or None unless every span and slot fits the window."""
         subject = window.token_span(relation.subject.start, relation.subject.end)
         if subject is None:
             return None
-        links = []
+        links: list[tuple[int, Pos]] = []
         for slot, span in relation.objects:
             ch = self.channel_index.get((relation.predicate, slot))
             pos = window.token_span(span.start, span.end)
@@ -124,16 +127,16 @@ class RelationTask:
             found[key] = max(score, found.get(key, float("-inf")))
         return {self.with_schema_types(r): score for r, score in merge_slots(found).items()}
 
-    def merge(self, example: Example, windows: Sequence[Prediction]) -> Prediction:
+    def merge(self, windows: Sequence[Prediction]) -> Prediction:
         return merge_max(windows)
 
-    def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]):
+    def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
         return relation_scores([e.text for e in examples], [self.gold(e) for e in examples],
                                [sorted(p) for p in predictions])
 
-    def item_record(self, text: str, relation: Relation) -> dict:
+    def item_record(self, text: str, relation: Relation) -> dict[str, Any]:
         """One SPO in the DuIE submission style of the schema, plus character offsets."""
-        spo = {"subject": relation.subject.text_in(text), "subject_type": relation.subject.label,
+        spo: dict[str, Any] = {"subject": relation.subject.text_in(text), "subject_type": relation.subject.label,
                "predicate": relation.predicate}
         objects = dict(relation.objects)
         if self.schema.relation_format == "duie1" and set(objects) == {VALUE_SLOT}:
@@ -147,14 +150,15 @@ class RelationTask:
         spo.update(subject_start=relation.subject.start, subject_end=relation.subject.end)
         return spo
 
-    def record(self, example: Example, prediction: Prediction) -> dict:
+    def record(self, example: Example, prediction: Prediction) -> dict[str, Any]:
         spo_list = [{**self.item_record(example.text, r), "score": probability(score)}
                     for r, score in sorted(prediction.items(), key=lambda kv: kv[0])]
-        out = {"id": example.id} if example.id is not None else {}
+        out: dict[str, Any] = {"id": example.id} if example.id is not None else {}
         return {**out, "text": example.text, "spo_list": spo_list}
 
 
-def five_tuples(entities, heads, tails, limit: int = MAX_TUPLES) -> dict[tuple[int, int, int, int, int], float]:
+def five_tuples(entities: Iterable[Cell], heads: Iterable[Cell], tails: Iterable[Cell],
+                limit: int = MAX_TUPLES) -> dict[tuple[int, int, int, int, int], float]:
     """(s_h, s_t, channel, o_h, o_t) -> min of its four logits, for tuples whose four cells are all present.
 
     Walks the head links, not the subject × object pairs: each link (ch, s_h, o_h) looks up the
@@ -216,7 +220,7 @@ def gap(a: tuple[int, int], b: tuple[int, int]) -> int:
     return max(a[0] - b[1], b[0] - a[1], 0)
 
 
-def fill_slot(values: list[tuple[int, int]], candidates: list[tuple[int, int]]) -> dict:
+def fill_slot(values: list[Pos], candidates: list[Pos]) -> dict[Pos, Pos]:
     """value span -> candidate span for one slot (rule in the module docstring)."""
     values, candidates = sorted(values), sorted(candidates)
     if len(candidates) < len(values):
@@ -224,7 +228,7 @@ def fill_slot(values: list[tuple[int, int]], candidates: list[tuple[int, int]]) 
     return aligned(values, candidates)
 
 
-def aligned(values: list[tuple[int, int]], candidates: list[tuple[int, int]]) -> dict:
+def aligned(values: list[Pos], candidates: list[Pos]) -> dict[Pos, Pos]:
     """Order-preserving pairing of every value with a distinct candidate, least total gap (both sorted).
 
     cost[i][j] = least total gap pairing the first i values within the first j candidates

@@ -1,0 +1,88 @@
+"""`gplinker check`: validate a data file, run the oracle round trip, and report lengths (spaCy's `debug data`)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gplinker.data.encoding import SPECIAL, WindowEncoder
+from gplinker.data.formats import ReadReport
+from gplinker.data.reading import read_examples, resolve_format
+from gplinker.data.schema import Schema, load_duee_schema, load_duie_schema, schema_from_examples
+from gplinker.metrics import PRF, strict_prf
+from gplinker.tasks import build_task
+from gplinker.tasks.oracle import oracle_predictions
+
+
+@dataclass
+class CheckReport:
+    """What `check` found: the reader's report, the oracle's scores and the lengths of texts and windows."""
+
+    format: str
+    report: ReadReport
+    oracle: PRF
+    oracle_per_label: dict[str, PRF]
+    chars: list[int]
+    tokens: list[int]
+    windows: int
+    long_texts: int  # texts needing more than one window
+    lost: list[tuple[str, dict[str, Any]]]  # (source:line, item record) of gold items the oracle loses, first 20
+
+
+def load_check_inputs(task: str, tokenizer: str | None, schema: Path | None) -> tuple[Any, Schema | None]:
+    """The tokenizer (a name or dir; None = a character vocabulary made from the data) and schema `check` uses."""
+    tok = None
+    if tokenizer:
+        from transformers import AutoConfig
+
+        from gplinker.modeling.encoders import load_tokenizer
+
+        has_config = Path(tokenizer, "config.json").exists()
+        model_type = AutoConfig.from_pretrained(tokenizer).model_type if has_config else "bert"
+        tok = load_tokenizer(tokenizer, model_type)
+    loaded = None
+    if schema:
+        loaded = (load_duie_schema if task == "relation" else load_duee_schema)(schema)
+    return tok, loaded
+
+
+def check_data(path: str, task_name: str, fmt: str = "auto", tokenizer: Any = None, max_length: int = 128,
+               stride: int = 32, skip_invalid: bool = True, schema: Schema | None = None,
+               char_level: bool = False) -> CheckReport:
+    """Validate a data file and run the oracle round trip gold → targets → decode → merge."""
+    from gplinker.modeling.encoders import scratch_tokenizer
+
+    fmt = resolve_format(path, fmt, task_name)
+    examples, report = read_examples(path, fmt, task_name, skip_invalid)
+    schema = schema or schema_from_examples(task_name, examples, relation_format="duie1" if fmt == "duie1" else "duie2")
+    task = build_task(task_name, schema)
+    tokenizer = tokenizer or scratch_tokenizer(e.text for e in examples)
+    encoder = WindowEncoder(tokenizer, max_length, stride, char_level)
+    windows = encoder.encode([e.text for e in examples])
+    predictions = oracle_predictions(task, examples, windows)
+    gold = [task.gold(e) for e in examples]
+    prf, per_label = strict_prf(gold, [list(p) for p in predictions], label_of=task.label_of)
+    n_windows = [0] * len(examples)
+    token_spans: list[set[tuple[int, int]]] = [set() for _ in examples]  # windows overlap: count each token once
+    for w in windows:
+        n_windows[w.example_index] += 1
+        token_spans[w.example_index].update(s for s in w.char_spans if s != SPECIAL)
+    tokens = [len(s) for s in token_spans]
+    lost: list[tuple[str, dict[str, Any]]] = []
+    for e, g, p in zip(examples, gold, predictions):
+        for item in sorted(set(g) - set(p), key=repr):
+            if len(lost) < 20:
+                lost.append((f"{e.source}:{e.line}", task.item_record(e.text, item)))
+    return CheckReport(fmt, report, prf, per_label, [len(e.text) for e in examples], tokens, len(windows),
+                       sum(1 for n in n_windows if n > 1), lost)
+
+
+def length_stats(values: list[int]) -> dict[str, float]:
+    """min, mean, 95th percentile and max of a list of lengths (zeros when empty)."""
+    if not values:
+        return {"min": 0, "mean": 0, "p95": 0, "max": 0}
+    ordered = sorted(values)
+    return {"min": ordered[0], "mean": round(statistics.fmean(ordered), 1),
+            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], "max": ordered[-1]}

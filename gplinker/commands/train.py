@@ -1,0 +1,190 @@
+"""`gplinker train`: read the data, build the encoder and the task's heads, and hand both to the loop.
+
+This is where a task meets the shared layers: the loop (`training.fit`) sees only a model, batches
+made from index lists, a save function and an evaluate function; the task sees only examples and
+windows.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from torch import nn
+
+from gplinker import distributed as dist
+from gplinker.config import Config, to_dict
+from gplinker.console import say
+from gplinker.data.batching import collate, train_batches
+from gplinker.data.encoding import Window, WindowEncoder
+from gplinker.data.examples import Example
+from gplinker.data.formats import ReadReport
+from gplinker.data.reading import read_examples, resolve_format
+from gplinker.data.schema import Schema, load_duee_schema, load_duie_schema, schema_from_examples
+from gplinker.devices import seed_everything
+from gplinker.errors import ConfigError
+from gplinker.model_format import MODEL_FORMAT
+from gplinker.modeling.model import GPLinkerModel
+from gplinker.predict import Predictor
+from gplinker.run_info import package_version, write_run_info
+from gplinker.tasks import build_task
+from gplinker.tasks.base import Task
+from gplinker.tasks.oracle import unplaced_count
+from gplinker.training import FitResult, fit, list_checkpoints
+
+
+@dataclass
+class TrainReport:
+    """What a training run did: the loop's result, what the readers saw, and the training windows."""
+
+    fit: FitResult
+    train_report: ReadReport
+    dev_report: ReadReport | None
+    windows: int
+    unplaced: int  # gold items of the training data that no window can express
+
+
+def load_schema(cfg: Config, train: list[Example], fmt: str) -> Schema:
+    """The label schema: from `data.schema` when given, else the labels of the training data."""
+    if cfg.data.schema:
+        loaders = {"relation": load_duie_schema, "event": load_duee_schema}
+        if cfg.task not in loaders:
+            raise ConfigError("data.schema is used by the relation and event tasks; NER takes its types from the data")
+        return loaders[cfg.task](cfg.data.schema)
+    return schema_from_examples(cfg.task, train, relation_format="duie1" if fmt == "duie1" else "duie2")
+
+
+def build_model(cfg: Config, task: Task, train_texts: list[str]) -> tuple[GPLinkerModel, Any]:
+    """Encoder + tokenizer (scratch or pretrained) under the task's heads."""
+    from gplinker.modeling.encoders import pretrained_encoder, scratch_encoder, scratch_tokenizer
+
+    if cfg.model.encoder == "scratch":
+        tokenizer = scratch_tokenizer(train_texts, cfg.model.scratch.min_char_count)
+        encoder = scratch_encoder(cfg.model.scratch, len(tokenizer))
+    else:
+        encoder, tokenizer = pretrained_encoder(cfg.model.encoder, cfg.model.trust_remote_code)
+    max_pos = getattr(encoder.config, "max_position_embeddings", None)
+    if max_pos is not None and cfg.data.max_length > max_pos:
+        raise ConfigError(f"data.max_length {cfg.data.max_length} exceeds the encoder's {max_pos} positions")
+    return GPLinkerModel(encoder, task.heads(), cfg.model.head, cfg.model.head_size), tokenizer
+
+
+def model_section(cfg: Config, schema: Schema, fmt: str) -> dict[str, Any]:
+    """The `gplinker` section of a saved model's config.json: everything predict/eval need (docs/formats.md)."""
+    return {
+        "format_version": MODEL_FORMAT,
+        "task": cfg.task, "schema": schema.to_dict(), "format": fmt,
+        "max_length": cfg.data.max_length, "stride": cfg.data.stride, "threshold": cfg.model.threshold,
+        "char_level": cfg.data.char_level,
+        "train_config": to_dict(cfg), "gplinker_version": package_version(),
+    }
+
+
+def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: Console | None = None) -> TrainReport:
+    """Run a whole training as the config says; writes best/, last/ and checkpoints to train.output_dir."""
+    if not cfg.data.train:
+        raise ConfigError("data.train is not set (set it in the config or with --set data.train=FILE)")
+    dist.setup(cfg.train.device)
+    console = console if dist.is_main() else None  # under torchrun only rank 0 talks
+    out = Path(cfg.train.output_dir)
+    checkpoints = list_checkpoints(out)
+    if checkpoints and not resume and not overwrite:
+        raise ConfigError(f"{out} already holds checkpoints: pass --resume to continue or --overwrite to start over")
+    if overwrite and not resume and dist.is_main():
+        for d in checkpoints + [out / "best", out / "last"]:
+            shutil.rmtree(d, ignore_errors=True)
+    dist.barrier()
+    fmt = resolve_format(cfg.data.train, cfg.data.format, cfg.task)
+    train_examples, train_report = read_examples(cfg.data.train, fmt, cfg.task, cfg.data.skip_invalid)
+    dev_examples: list[Example] = []
+    dev_report = None
+    if cfg.data.dev:
+        dev_examples, dev_report = read_examples(cfg.data.dev, cfg.data.format, cfg.task, cfg.data.skip_invalid)
+    for report in (train_report, dev_report):
+        if report is not None and report.skipped:
+            say(console, f"[yellow]{report.path}: skipped {len(report.skipped)} invalid line(s): "
+                         f"{dict(report.skip_reasons())}[/]")
+
+    seed_everything(cfg.train.seed)
+    resume_from = checkpoints[-1] if resume and checkpoints else None
+    if resume and resume_from is None:
+        say(console, f"[yellow]--resume: no checkpoint in {out}; starting from scratch[/]")
+    if resume_from is not None:
+        from gplinker.modeling.encoders import load_tokenizer
+
+        model, section = GPLinkerModel.load(resume_from, cfg.model.trust_remote_code)
+        schema = Schema.from_dict(section["schema"])
+        task = build_task(cfg.task, schema)
+        tokenizer = load_tokenizer(str(resume_from), model.model_type, cfg.model.trust_remote_code)
+    else:
+        schema = load_schema(cfg, train_examples, fmt)
+        task = build_task(cfg.task, schema)
+        model, tokenizer = build_model(cfg, task, [e.text for e in train_examples])
+    section = model_section(cfg, schema, fmt)
+
+    windows, unplaced = encode_training_data(cfg, fmt, task, tokenizer, train_examples, console)
+    if unplaced:
+        say(console, f"[yellow]{unplaced} gold item(s) of the training data cannot be expressed in token "
+                     f"positions (see `gplinker check`)[/]")
+    lengths = [len(w) for w in windows]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    channels = {h.name: h.channels for h in task.heads()}
+
+    def make_batch(indices: list[int]) -> dict[str, Any]:
+        return collate([windows[k] for k in indices], pad_id, channels)
+
+    def batch_order(epoch: int) -> list[list[int]]:
+        return train_batches(lengths, cfg.train.batch_size, cfg.train.seed, epoch)
+
+    def save_model(m: nn.Module, directory: Path) -> None:
+        assert isinstance(m, GPLinkerModel)  # the loop hands back the model it was given
+        m.save(directory, section)
+        tokenizer.save_pretrained(str(directory))
+
+    evaluate = None
+    if dev_examples:
+        def evaluate(m: nn.Module) -> tuple[float, dict[str, Any]]:
+            predictor = Predictor(model=m, tokenizer=tokenizer, task=task, max_length=cfg.data.max_length,
+                                  stride=cfg.data.stride, threshold=cfg.model.threshold,
+                                  batch_size=cfg.train.eval_batch_size, device=next(m.parameters()).device,
+                                  amp=cfg.train.amp, char_level=cfg.data.char_level)
+            mine = predictor.predict(dist.shard(dev_examples))  # each rank predicts its share ...
+            predictions = dist.unshard(dist.gather_objects(mine))  # ... and every rank scores them all once
+            scores = task.score(dev_examples, predictions)
+            return scores.main, scores.metrics
+
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_info(out, to_dict(cfg))
+    parameters = sum(p.numel() for p in model.parameters())
+    say(console, f"task {cfg.task}: {len(train_examples)} training examples → {len(windows)} windows; "
+                 f"{len(dev_examples)} dev examples; {parameters / 1e6:.2f}M parameters")
+    result = fit(model=model, make_batch=make_batch, batch_order=batch_order, cfg=cfg.train, save_model=save_model,
+                 evaluate=evaluate, resume_from=resume_from, console=console)
+    return TrainReport(result, train_report, dev_report, len(windows), unplaced)
+
+
+def encode_training_data(cfg: Config, fmt: str, task: Task, tokenizer: Any, examples: list[Example],
+                         console: Console | None = None) -> tuple[list[Window], int]:
+    """(windows with targets, unplaced gold count), from the encoding cache when its key matches (data/cache.py)."""
+    from gplinker.data.cache import cache_dir, encoding_key, load_or_encode
+
+    if cfg.data.train is None:
+        raise ConfigError("data.train is not set (set it in the config or with --set data.train=FILE)")
+
+    def encode() -> tuple[list[Window], dict[str, Any]]:
+        encoder = WindowEncoder(tokenizer, cfg.data.max_length, cfg.data.stride, cfg.data.char_level)
+        windows = encoder.encode([e.text for e in examples])
+        for w in windows:
+            w.targets = task.targets(examples[w.example_index], w)
+        return windows, {"unplaced": unplaced_count(task, examples, windows)}
+
+    key = encoding_key(cfg.data.train, tokenizer, task, fmt=fmt, max_length=cfg.data.max_length,
+                       stride=cfg.data.stride, char_level=cfg.data.char_level, skip_invalid=cfg.data.skip_invalid)
+    windows, stats, hit = load_or_encode(cache_dir(cfg.train.output_dir), key, encode)
+    if hit:
+        say(console, f"training windows read from the encoding cache ({len(windows)} windows, key {key[:12]})")
+    return windows, int(stats["unplaced"])
