@@ -8,16 +8,23 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from gplinker.errors import ConfigError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-def opt(default: Any, help: str, **kwargs: Any) -> Any:
+
+T = TypeVar("T")
+
+
+def opt(default: T, help: str, **kwargs: Any) -> T:
     """A dataclass field with a help string."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
@@ -26,6 +33,8 @@ def opt(default: Any, help: str, **kwargs: Any) -> Any:
 
 @dataclass
 class DataConfig:
+    """`data:` input files, their format and how texts are cut into windows."""
+
     train: str | None = opt(None, "training JSONL file")
     dev: str | None = opt(None, "dev JSONL file, evaluated during training (best checkpoint by its main score)")
     format: str = opt("auto", "input format: cluener | spans | duie2 | duie1 | duee | auto (guess from the first line)")
@@ -41,6 +50,8 @@ class DataConfig:
 
 @dataclass
 class ScratchConfig:
+    """`model.scratch:` sizes of the small BERT trained from scratch."""
+
     hidden_size: int = opt(128, "hidden size of the scratch BERT")
     num_layers: int = opt(2, "transformer layers of the scratch BERT")
     num_heads: int = opt(4, "attention heads of the scratch BERT")
@@ -52,6 +63,8 @@ class ScratchConfig:
 
 @dataclass
 class ModelConfig:
+    """`model:` the encoder and the pointer heads."""
+
     encoder: str = opt("scratch", "transformers model name or local dir (AutoModel + fast tokenizer), "
                        "or 'scratch' for a small BERT with a character vocabulary built from the training data")
     head: str = opt("egp", "pointer head: egp (Efficient GlobalPointer) | gp (standard GlobalPointer)")
@@ -63,6 +76,8 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
+    """`train:` optimisation, evaluation, checkpoints and device."""
+
     output_dir: str = opt("runs/gplinker", "where checkpoints, best/ and last/ model dirs and logs are written")
     epochs: int = opt(3, "passes over the training data (ignored when max_steps > 0)")
     max_steps: int = opt(0, "optimizer steps to run; 0 = use epochs")
@@ -86,6 +101,8 @@ class TrainConfig:
 
 @dataclass
 class Config:
+    """A whole run: the task and its data, model and train sections."""
+
     task: str = opt("ner", "ner | relation | event")
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "data files and windowing"})
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "encoder and heads"})
@@ -94,20 +111,22 @@ class Config:
 
 TASKS = ("ner", "relation", "event")
 
+D = TypeVar("D", bound="DataclassInstance")
 
-def from_dict(cls: type, values: dict, where: str = "") -> Any:
+
+def from_dict(cls: type[D], values: dict[str, Any], where: str = "") -> D:
     """Build dataclass `cls` from a nested dict, rejecting unknown keys and wrong types."""
     if not isinstance(values, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for key, value in values.items():
         dotted = f"{where}.{key}" if where else key
         if key not in known:
             raise ConfigError(f"unknown config key '{dotted}' (known: {', '.join(sorted(known))})")
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a nested section
             kwargs[key] = from_dict(hint, value or {}, dotted)
         else:
             kwargs[key] = coerce(value, hint, dotted)
@@ -135,7 +154,8 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def to_dict(config: Any) -> dict:
+def to_dict(config: Config) -> dict[str, Any]:
+    """The config as nested plain dicts (saved with the model and in the run info)."""
     return dataclasses.asdict(config)
 
 
@@ -153,7 +173,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(values: dict, overrides: list[str]) -> dict:
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `--set` overrides to the raw nested dict; keys are checked later by from_dict."""
     for text in overrides:
         path, value = parse_override(text)
@@ -166,9 +186,9 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
     return values
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
     """Load a YAML config (or defaults when path is None), apply overrides, validate."""
-    values: dict = {}
+    values: dict[str, Any] = {}
     if path is not None:
         path = Path(path).resolve()  # a symlinked config resolves its data paths next to its target
         if not path.is_file():
@@ -183,7 +203,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     return config
 
 
-def _resolve_paths(values: dict, base: Path) -> dict:
+def _resolve_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
     """Data paths in a config file are relative to the file, like spaCy's; absolute ones stay."""
     data = values.get("data")
     if isinstance(data, dict):

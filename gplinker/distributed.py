@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 def launched() -> bool:
@@ -18,8 +21,8 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def setup(device_name: str = "auto") -> torch.device:
-    """Join the process group (once) and return this rank's device."""
+def setup(device_name: str = "auto") -> torch.device | None:
+    """Join the process group (once); return this rank's GPU under torchrun, else None (the caller picks)."""
     if launched() and not dist.is_initialized():
         use_cuda = torch.cuda.is_available() and device_name != "cpu"
         if use_cuda:
@@ -33,9 +36,9 @@ def setup(device_name: str = "auto") -> torch.device:
 def teardown() -> None:
     """Leave the process group (end of a torchrun command), all ranks together.
 
-    Without the barrier a rank that finished early destroyed its gloo group while rank 0 was still
-    writing output, and its gloo threads could abort the process ("terminate called without an
-    active exception", exit -6): 3 of 4 full test runs here failed that way, 0 of 4 with it.
+    Without the barrier, a rank that finishes early destroys its gloo group while rank 0 is still
+    writing output, and its gloo threads can abort the process ("terminate called without an
+    active exception", exit -6).
     """
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
@@ -43,31 +46,36 @@ def teardown() -> None:
 
 
 def active() -> bool:
+    """True when a process group of more than one rank is initialised."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def rank() -> int:
+    """This process's rank (0 without torchrun)."""
     return dist.get_rank() if active() else 0
 
 
 def world_size() -> int:
+    """The number of ranks (1 without torchrun)."""
     return dist.get_world_size() if active() else 1
 
 
 def is_main() -> bool:
+    """True on rank 0, the rank that writes output."""
     return rank() == 0
 
 
 def barrier() -> None:
+    """Wait for every rank (a no-op without torchrun)."""
     if active():
         dist.barrier()
 
 
-def gather_objects(obj) -> list:
+def gather_objects(obj: T) -> list[T]:
     """Every rank's `obj`, in rank order, on every rank."""
     if not active():
         return [obj]
-    out = [None] * world_size()
+    out: list[Any] = [None] * world_size()  # filled in by all_gather_object
     dist.all_gather_object(out, obj)
     return out
 
@@ -81,16 +89,16 @@ def mean_scalar(value: float, device: torch.device) -> float:
     return float(t.item()) / world_size()
 
 
-def shard(items: list, k: int | None = None, n: int | None = None) -> list:
+def shard(items: list[T], k: int | None = None, n: int | None = None) -> list[T]:
     """This rank's share: items k, k + n, k + 2n, ..."""
     k = rank() if k is None else k
     n = world_size() if n is None else n
     return items[k::n]
 
 
-def unshard(parts: list[list]) -> list:
+def unshard(parts: list[list[T]]) -> list[T]:
     """Inverse of `shard` over all ranks: interleave the parts back into the original order."""
-    out = []
+    out: list[T] = []
     longest = max((len(p) for p in parts), default=0)
     for i in range(longest):
         for p in parts:

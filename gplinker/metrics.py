@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gplinker.data.examples import TRIGGER_ROLE, Event, Relation, Span
 
@@ -35,21 +35,25 @@ class PRF:
 
     @property
     def precision(self) -> float:
+        """tp / n_pred (0.0 without predictions)."""
         return self.tp / self.n_pred if self.n_pred else 0.0
 
     @property
     def recall(self) -> float:
+        """tp / n_gold (0.0 without gold items)."""
         return self.tp / self.n_gold if self.n_gold else 0.0
 
     @property
     def f1(self) -> float:
+        """The harmonic mean of precision and recall (0.0 without a true positive)."""
         # 2PR / (P + R) == 2 tp / (n_pred + n_gold) whenever tp > 0; both are 0 otherwise.
         return 2 * self.tp / (self.n_pred + self.n_gold) if self.tp else 0.0
 
     def __add__(self, other: PRF) -> PRF:
         return PRF(self.tp + other.tp, self.n_pred + other.n_pred, self.n_gold + other.n_gold)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, float]:
+        """The three ratios and the three counts, for JSON."""
         return {
             "precision": self.precision,
             "recall": self.recall,
@@ -69,7 +73,8 @@ class Scores:
     per_label: dict[str, PRF]
     reports: dict[str, str] = field(default_factory=dict)  # "per_label" table; "seqeval" for NER
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
+        """main, metrics and per-label counts as plain dicts, for JSON (the text reports are left out)."""
         return {
             "main": self.main,
             "metrics": dict(self.metrics),
@@ -119,7 +124,7 @@ def _metrics(prefix: str, prf: PRF) -> dict[str, float]:
     return {f"{prefix}_precision": prf.precision, f"{prefix}_recall": prf.recall, f"{prefix}_f1": prf.f1}
 
 
-def _check_same_length(**sequences: Sequence) -> None:
+def _check_same_length(**sequences: Sequence[object]) -> None:
     lengths = {name: len(seq) for name, seq in sequences.items()}
     if len(set(lengths.values())) > 1:
         got = ", ".join(f"{n} {name}" for name, n in lengths.items())
@@ -228,7 +233,7 @@ def seqeval_scores(
 
 # --- relations ------------------------------------------------------------------------------
 
-Triple = tuple[str, str, frozenset]  # (subject text, predicate, frozenset of (slot, object text))
+Triple = tuple[str, str, frozenset[tuple[str, str]]]  # (subject text, predicate, frozenset of (slot, object text))
 
 
 def triple_text(text: str, relation: Relation) -> Triple:
@@ -300,18 +305,20 @@ def _duie_key(text: str, relation: Relation) -> Triple:
 
 # --- events ---------------------------------------------------------------------------------
 
+EventKey = tuple[str, frozenset[tuple[str, str, int]]]  # (event type, {(role, text, start)})
+
 
 def event_scores(texts: Sequence[str], gold: Sequence[Sequence[Event]], pred: Sequence[Sequence[Event]]) -> Scores:
     """Official DuEE argument F1 (main), strict event / argument / trigger F1, per event type."""
     _check_same_length(texts=texts, gold=gold, pred=pred)
 
-    def events_of(events_per_text):
+    def events_of(events_per_text: Sequence[Sequence[Event]]) -> list[set[EventKey]]:
         return [{_event_key(t, e) for e in events} for t, events in zip(texts, events_per_text)]
 
-    def arguments_of(events_per_text):
+    def arguments_of(events_per_text: Sequence[Sequence[Event]]) -> list[set[tuple[str, str, str, int]]]:
         return [_strict_arguments(t, events) for t, events in zip(texts, events_per_text)]
 
-    def triggers_of(events_per_text):
+    def triggers_of(events_per_text: Sequence[Sequence[Event]]) -> list[set[tuple[str, str, int]]]:
         return [_triggers(t, events) for t, events in zip(texts, events_per_text)]
 
     by_type = itemgetter(0)  # every item starts with the event type
@@ -329,7 +336,7 @@ def event_scores(texts: Sequence[str], gold: Sequence[Sequence[Event]], pred: Se
     return Scores(main=duee.f1, metrics=metrics, per_label=per_label, reports=reports)
 
 
-def _event_key(text: str, event: Event) -> tuple[str, frozenset]:
+def _event_key(text: str, event: Event) -> EventKey:
     # Strict event: (type, {(role, text, start)}) with the trigger as one of the roles, as in
     # GPLinker's DuEE evaluation. Every predicted event counts in the denominator; GPLinker's
     # script skips predicted events without a trigger, which its decoder never emits anyway.
@@ -395,7 +402,7 @@ def duee_official(
     for i, (text, gold_events, pred_events) in enumerate(zip(texts, gold, pred)):
         alias_of = aliases[i] if aliases is not None else {}
         expressions: dict[tuple[str, str], set[str]] = defaultdict(set)  # (type, role) -> gold texts
-        gold_arguments = set()
+        gold_arguments: set[tuple[str, str, str]] = set()  # (event type, role, lowercased text)
         for event in gold_events:
             for a in event.arguments:
                 if a.label == TRIGGER_ROLE:

@@ -17,11 +17,11 @@ import statistics
 import time
 
 import torch
+from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
 
 from gplinker.data.schema import Schema
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.tasks.ner import NerTask
-from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
 
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=21128)
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=500)
@@ -55,8 +55,8 @@ def main() -> None:
     compiled = torch.compile(model)
 
     print(f"# bench_compile: {machine()}")
-    print(f"# encoder {sizes['num_hidden_layers']} layers, hidden {sizes['hidden_size']} (random), NER heads (10 types), "
-          f"B {args.batch}, inference_mode; median of {args.repeats} calls after the first")
+    print(f"# encoder {sizes['num_hidden_layers']} layers, hidden {sizes['hidden_size']} (random), "
+          f"NER heads (10 types), B {args.batch}, inference_mode; median of {args.repeats} calls after the first")
     print("| L | eager ms | compiled ms | compiled / eager | first compiled call (compile) s | max abs diff |")
     print("|---:|---:|---:|---:|---:|---:|")
     ratios = []
@@ -64,8 +64,8 @@ def main() -> None:
         for length in lengths:
             ids = torch.randint(5, sizes["vocab_size"], (args.batch, length))
             mask = torch.ones_like(ids)
-            run_eager = lambda: model(input_ids=ids, attention_mask=mask).logits  # noqa: E731
-            run_compiled = lambda: compiled(input_ids=ids, attention_mask=mask).logits  # noqa: E731
+            run_eager = lambda ids=ids, mask=mask: model(input_ids=ids, attention_mask=mask).logits  # noqa: E731
+            run_compiled = lambda ids=ids, mask=mask: compiled(input_ids=ids, attention_mask=mask).logits  # noqa: E731
             first = seconds(run_compiled)
             eager_out, compiled_out = run_eager(), run_compiled()
             live = eager_out["entities"] > -1e11

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import random
 import statistics
 import time
 
 import torch
+from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
 
 from gplinker.data.encoding import SPECIAL, Window
 from gplinker.data.examples import TRIGGER_ROLE
@@ -38,7 +38,6 @@ from gplinker.predict import cells_above
 from gplinker.tasks.event import EventTask
 from gplinker.tasks.ner import NerTask
 from gplinker.tasks.relation import RelationTask
-from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
 
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=21128)
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=500)
@@ -160,10 +159,10 @@ def main() -> None:
     for name, task in tasks(scale).items():
         model = GPLinkerModel(encoder, task.heads(), "egp", 64).eval()
         with torch.inference_mode():
-            forward = median_time(lambda: model(input_ids=ids, attention_mask=mask), args.repeats)
+            forward = median_time(lambda model=model: model(input_ids=ids, attention_mask=mask), args.repeats)
         logits = trained_ish_logits(name, task, args.batch, args.length)
 
-        def decode() -> list:
+        def decode(logits=logits, task=task) -> list:
             cells = cells_above(logits, 0.0, args.batch)
             return [task.decode(w, c) for w, c in zip(windows, cells)]
 
@@ -176,7 +175,9 @@ def main() -> None:
     cliques = []
     for label, density in ((f"K{args.arguments} (all pairs linked)", 1.0), (f"G({args.arguments}, 0.9)", 0.9)):
         window, cells = dense_event_window(event, args.arguments, density)
-        seconds = median_time(lambda: event.decode(window, cells), max(3, args.decode_repeats))
+        seconds = median_time(
+            lambda window=window, cells=cells: event.decode(window, cells), max(3, args.decode_repeats)
+        )
         cliques.append((label, seconds, len(event.decode(window, cells))))
 
     print(f"# bench_decode: {machine()}")

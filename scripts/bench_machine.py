@@ -24,7 +24,8 @@ def machine() -> str:
 
 def add_huge_pages_flag(parser) -> None:
     parser.add_argument("--no-huge-pages", action="store_true",
-                        help="leave THP_MEM_ALLOC_ENABLE unset (PyTorch's default) instead of setting it as gplinker's CLI does")
+                        help="leave THP_MEM_ALLOC_ENABLE unset (PyTorch's default) "
+                             "instead of setting it as gplinker's CLI does")
 
 
 def setup_like_cli(args) -> None:

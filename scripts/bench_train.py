@@ -14,19 +14,18 @@ Goal (issue 6): full / encoder-only <= 1.10 with a BERT-base-sized encoder (rand
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import time
 
 import torch
+from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
 
 from gplinker.data.batching import collate
 from gplinker.data.encoding import SPECIAL, Window
 from gplinker.data.schema import Schema
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.tasks.relation import RelationTask
-from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
 
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=21128)
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=500)
@@ -113,8 +112,9 @@ def main() -> None:
     params = sum(p.numel() for p in model.encoder.parameters()) / 1e6
     head_params = sum(p.numel() for p in model.heads.parameters()) / 1e6
     print(f"# bench_train: {machine()}")
-    print(f"# encoder {sizes['num_hidden_layers']} layers, hidden {sizes['hidden_size']} ({params:.1f}M params, random); "
-          f"heads {head_params:.2f}M params; B {args.batch}, L {args.length}, {args.predicates} predicates; "
+    print(f"# encoder {sizes['num_hidden_layers']} layers, hidden {sizes['hidden_size']} "
+          f"({params:.1f}M params, random); heads {head_params:.2f}M params; B {args.batch}, L {args.length}, "
+          f"{args.predicates} predicates; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
     print("| step | wall median s | wall min s | wall max s | CPU median s | ratio (wall) | ratio (CPU) |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -43,13 +43,15 @@ def person(rng: random.Random) -> str:
 
 
 def date(rng: random.Random) -> str:
-    return rng.choice(YEARS) + rng.choice(MONTHS) + rng.choice(DAYS) if rng.random() < 0.6 else rng.choice(MONTHS) + rng.choice(DAYS)
+    if rng.random() < 0.6:
+        return rng.choice(YEARS) + rng.choice(MONTHS) + rng.choice(DAYS)
+    return rng.choice(MONTHS) + rng.choice(DAYS)
 
 
 def sentence(rng: random.Random) -> dict:
     """One sentence with its entities; an organisation also yields its nested place."""
     template = rng.choice(TEMPLATES)
-    text, entities, pos = "", [], 0
+    text, entities = "", []
     parts = template.replace("}", "{").split("{")
     for k, part in enumerate(parts):
         if k % 2 == 0:

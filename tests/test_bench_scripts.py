@@ -15,7 +15,8 @@ HEADERS = {
                          "| input lines | seconds | RSS after load MB | peak RSS MB |"],
     "bench_decode.py": ["| task | head channels | forward s | decode s | decode / forward | items decoded |",
                         "| event clique search (EventTask.decode, one window) | median ms | events |"],
-    "bench_train.py": ["| step | wall median s | wall min s | wall max s | CPU median s | ratio (wall) | ratio (CPU) |"],
+    "bench_train.py": ["| step | wall median s | wall min s | wall max s | CPU median s "
+                       "| ratio (wall) | ratio (CPU) |"],
     "bench_cache.py": ["| stage | median s | speed-up |"],
     "bench_compile.py": ["| L | eager ms | compiled ms | compiled / eager |"],
     "bench_cliques.py": ["| graph | edges | maximal cliques | events (1 trigger) | maximal_cliques |"],

@@ -46,7 +46,8 @@ def test_train_overfits_and_best_dir_predicts_without_config(trained):
 
 def test_eval_prints_table_and_writes_metrics_and_errors(trained, tmp_path):
     metrics, errors = tmp_path / "m.json", tmp_path / "e.jsonl"
-    result = run("eval", str(trained["out"] / "best"), str(trained["train"]), "-o", str(metrics), "--errors", str(errors))
+    result = run("eval", str(trained["out"] / "best"), str(trained["train"]), "-o", str(metrics),
+                 "--errors", str(errors))
     assert result.exit_code == 0, result.output
     scores = json.loads(metrics.read_text())
     assert scores["main"] == 1.0 and scores["metrics"]["cluener_f1"] == 1.0

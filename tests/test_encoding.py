@@ -23,7 +23,7 @@ def test_window_bounds_cover_every_token_with_stride_overlap(n, budget, data):
     assert bounds[0][0] == 0 and bounds[-1][1] == n
     for a, b in bounds:
         assert 0 <= b - a <= budget
-    for (a1, b1), (a2, b2) in zip(bounds, bounds[1:]):
+    for (a1, b1), (a2, _b2) in zip(bounds, bounds[1:]):
         assert a2 == a1 + budget - stride  # consecutive windows share exactly `stride` tokens
         assert b1 - a2 == stride
 

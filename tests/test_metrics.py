@@ -314,7 +314,8 @@ E4 = "王强与李梅结婚"
 ARREST, BUY, SELL, WIN, MARRY = "司法行为-拘捕", "财经/交易-收购", "财经/交易-出售", "竞赛行为-夺冠", "人生-结婚"
 EV_TEXTS = [E1, E2, E3, E4]
 EV_GOLD = [
-    [ev(ARREST, sp(E1, "逮捕", TRIGGER_ROLE), sp(E1, "警方", "拘捕者"), sp(E1, "嫌犯王某", "被拘捕者"), sp(E1, "周一", "时间"))],
+    [ev(ARREST, sp(E1, "逮捕", TRIGGER_ROLE), sp(E1, "警方", "拘捕者"), sp(E1, "嫌犯王某", "被拘捕者"),
+        sp(E1, "周一", "时间"))],
     [ev(BUY, sp(E2, "收购", TRIGGER_ROLE), sp(E2, "IBM", "收购方"), sp(E2, "红帽", "被收购方"))],
     [ev(WIN, sp(E3, "夺冠", TRIGGER_ROLE), sp(E3, "李娜", "冠军"), sp(E3, "澳网", "夺冠赛事"))],
     [ev(MARRY, sp(E4, "结婚", TRIGGER_ROLE), sp(E4, "王强", "结婚双方"), sp(E4, "李梅", "结婚双方"))],

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from gplinker.data.duee import parse_duee
 from gplinker.data.duie import (
-    location_report,
     locate_relation,
+    location_report,
     nearest_pair,
     occurrences,
     occurrences_ignoring_case,
@@ -105,7 +105,9 @@ def test_case_insensitive_search_is_only_a_separate_function():
 
 def test_duie2_simple_triple():
     text = "《星河旅人》是李明演唱的歌曲"
-    ex = parse_duie2({"text": text, "spo_list": [spo2("星河旅人", "歌曲", "歌手", {"@value": "李明"}, {"@value": "人物"})]})
+    ex = parse_duie2(
+        {"text": text, "spo_list": [spo2("星河旅人", "歌曲", "歌手", {"@value": "李明"}, {"@value": "人物"})]}
+    )
     assert ex.relations == (Relation(Span(1, 5, "歌曲"), "歌手", value(Span(7, 9, "人物"))),)
     assert ex.meta["located"] == 1 and ex.meta["unlocated"] == []
 
@@ -154,7 +156,8 @@ def test_duie2_subject_nested_in_object_prefers_separate_occurrence():
 def test_duie2_complex_object_slots_located_nearest_to_subject():
     # 王芳 at 10; 小蓝 at 21; 星河旅人 at 1 and 14 -> inWork 14 (4 from the subject, not 9)
     text = "《星河旅人》首播后，王芳在《星河旅人》中为小蓝配音"
-    row = spo2("王芳", "娱乐人物", "配音", {"@value": "小蓝", "inWork": "星河旅人"}, {"@value": "人物", "inWork": "影视作品"})
+    row = spo2("王芳", "娱乐人物", "配音", {"@value": "小蓝", "inWork": "星河旅人"},
+               {"@value": "人物", "inWork": "影视作品"})
     ex = parse_duie2({"text": text, "spo_list": [row]})
     expected_objects = (("@value", Span(21, 23, "人物")), ("inWork", Span(14, 18, "影视作品")))
     assert ex.relations == (Relation(Span(10, 12, "娱乐人物"), "配音", expected_objects),)
@@ -168,7 +171,8 @@ def test_duie2_unlocated_triples_are_recorded_with_reason():
         spo2("晚风", "歌曲", "作曲", {"@value": "王芳"}, {"@value": "人物"}),
         spo2("云端", "歌曲", "歌手", {"@value": "赵雷"}, {"@value": "人物"}),
         spo2("云端", "歌曲", "作曲", {"@value": ""}, {"@value": "人物"}),
-        spo2("王芳", "娱乐人物", "配音", {"@value": "李明", "inWork": "星河"}, {"@value": "人物", "inWork": "影视作品"}),
+        spo2("王芳", "娱乐人物", "配音", {"@value": "李明", "inWork": "星河"},
+             {"@value": "人物", "inWork": "影视作品"}),
     ]
     ex = parse_duie2({"text": text, "spo_list": rows})
     assert ex.relations == (Relation(Span(1, 3, "歌曲"), "作词", value(Span(5, 7, "人物"))),)
@@ -214,7 +218,8 @@ def test_duie2_malformed_spo_is_line_error(bad, fragment):
 
 
 def test_duie2_type_error_reports_file_and_line(tmp_path):
-    good = {"text": "《云端》由李明作词", "spo_list": [spo2("云端", "歌曲", "作词", {"@value": "李明"}, {"@value": "人物"})]}
+    good = {"text": "《云端》由李明作词",
+            "spo_list": [spo2("云端", "歌曲", "作词", {"@value": "李明"}, {"@value": "人物"})]}
     bad = {"text": "《云端》由李明作词", "spo_list": [{"subject": "云端", "subject_type": "歌曲"}]}
     path = write_jsonl(tmp_path / "train.json", [good, "", bad])
     with pytest.raises(DataError) as info:
@@ -223,7 +228,8 @@ def test_duie2_type_error_reports_file_and_line(tmp_path):
 
 
 def test_duie2_skip_invalid_counts_bad_lines(tmp_path):
-    good = {"text": "《云端》由李明作词", "spo_list": [spo2("云端", "歌曲", "作词", {"@value": "李明"}, {"@value": "人物"})]}
+    good = {"text": "《云端》由李明作词",
+            "spo_list": [spo2("云端", "歌曲", "作词", {"@value": "李明"}, {"@value": "人物"})]}
     rows = [good, {"text": "《云端》", "spo_list": "云端"}, good, "{not json", {"spo_list": []}]
     examples, report = read_lines(write_jsonl(tmp_path / "train.json", rows), parse_duie2, skip_invalid=True)
     assert [e.line for e in examples] == [1, 3]
@@ -236,7 +242,8 @@ def test_duie2_skip_invalid_counts_bad_lines(tmp_path):
 
 def test_duie1_plain_string_objects(tmp_path):
     rows = [
-        {"postag": [], "text": "《星河旅人》是李明演唱的歌曲", "spo_list": [spo1("星河旅人", "歌曲", "歌手", "李明", "人物")]},
+        {"postag": [], "text": "《星河旅人》是李明演唱的歌曲",
+         "spo_list": [spo1("星河旅人", "歌曲", "歌手", "李明", "人物")]},
         {"text": "《云端》由李明作词"},
     ]
     examples, _ = read_lines(write_jsonl(tmp_path / "dev.json", rows), parse_duie1)
@@ -370,7 +377,8 @@ def test_load_duee_schema_adds_trigger_role_first(tmp_path):
 def test_schema_errors_carry_file_and_line(tmp_path):
     with pytest.raises(DataError, match="no such schema file"):
         load_duie_schema(tmp_path / "missing.json")
-    path = write_jsonl(tmp_path / "s.json", [{"object_type": "人物", "predicate": "父亲", "subject_type": "人物"}, "{oops"])
+    path = write_jsonl(tmp_path / "s.json",
+                       [{"object_type": "人物", "predicate": "父亲", "subject_type": "人物"}, "{oops"])
     with pytest.raises(DataError) as info:
         load_duie_schema(path)
     assert info.value.line == 2 and "malformed JSON" in info.value.message
@@ -400,7 +408,8 @@ def test_schema_round_trips_through_json(tmp_path):
 
 def test_schema_from_examples_sorted_with_trigger_first():
     rel = parse_duie2({"text": "《星河旅人》首播后，王芳在《星河旅人》中为小蓝配音，《云端》由李明作词", "spo_list": [
-        spo2("王芳", "娱乐人物", "配音", {"@value": "小蓝", "inWork": "星河旅人"}, {"@value": "人物", "inWork": "影视作品"}),
+        spo2("王芳", "娱乐人物", "配音", {"@value": "小蓝", "inWork": "星河旅人"},
+             {"@value": "人物", "inWork": "影视作品"}),
         spo2("云端", "歌曲", "作词", {"@value": "李明"}, {"@value": "人物"}),
     ]})
     schema = schema_from_examples("relation", [rel])
@@ -409,7 +418,8 @@ def test_schema_from_examples_sorted_with_trigger_first():
     assert schema.relation_channels() == ["作词@@value", "配音@@value", "配音@inWork"]
     event = schema_from_examples("event", [parse_duee(duee_row())])
     assert event.event_roles == [
-        ("组织关系-裁员", TRIGGER_ROLE), ("组织关系-裁员", "时间"), ("组织关系-裁员", "裁员人数"), ("组织关系-裁员", "裁员方"),
+        ("组织关系-裁员", TRIGGER_ROLE), ("组织关系-裁员", "时间"),
+        ("组织关系-裁员", "裁员人数"), ("组织关系-裁员", "裁员方"),
     ]
     ner = schema_from_examples("ner", [])
     assert ner.task == "ner" and ner.entity_types == []

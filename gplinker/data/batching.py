@@ -7,6 +7,7 @@ padded batch, shape (B, C, K) padded with -1. No dense (B, C, L, L) label tensor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 import torch
 
@@ -21,7 +22,7 @@ def train_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(len(lengths), generator=g).tolist()
     chunk = batch_size * bucket
-    batches = []
+    batches: list[list[int]] = []
     for a in range(0, len(order), chunk):
         part = sorted(order[a : a + chunk], key=lambda k: -lengths[k])
         batches.extend(part[b : b + batch_size] for b in range(0, len(part), batch_size))
@@ -35,7 +36,17 @@ def inference_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]
     return [order[a : a + batch_size] for a in range(0, len(order), batch_size)]
 
 
-def collate(windows: Sequence[Window], pad_id: int, head_channels: dict[str, int] | None = None) -> dict:
+Batch = dict[str, torch.Tensor]  # input_ids, attention_mask: (B, L)
+LabelledBatch = dict[str, torch.Tensor | dict[str, torch.Tensor]]  # also labels: head name -> (B, C, K)
+
+
+@overload
+def collate(windows: Sequence[Window], pad_id: int, head_channels: None = None) -> Batch: ...
+@overload
+def collate(windows: Sequence[Window], pad_id: int, head_channels: dict[str, int]) -> LabelledBatch: ...
+def collate(
+    windows: Sequence[Window], pad_id: int, head_channels: dict[str, int] | None = None
+) -> Batch | LabelledBatch:
     """Pad a batch; with `head_channels` (head name -> channels) also build sparse labels from window.targets."""
     B, L = len(windows), max(len(w) for w in windows)
     input_ids = torch.full((B, L), pad_id, dtype=torch.long)
@@ -43,7 +54,7 @@ def collate(windows: Sequence[Window], pad_id: int, head_channels: dict[str, int
     for b, w in enumerate(windows):
         input_ids[b, : len(w)] = torch.tensor(w.input_ids, dtype=torch.long)
         attention_mask[b, : len(w)] = 1
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    batch: LabelledBatch = {"input_ids": input_ids, "attention_mask": attention_mask}
     if head_channels is not None:
         batch["labels"] = {name: sparse_labels(windows, name, channels, L) for name, channels in head_channels.items()}
     return batch
@@ -51,7 +62,7 @@ def collate(windows: Sequence[Window], pad_id: int, head_channels: dict[str, int
 
 def sparse_labels(windows: Sequence[Window], head: str, channels: int, length: int) -> torch.Tensor:
     """(B, C, K) flat positive indices i*L + j per (window, channel), -1 padded; K >= 1."""
-    per = [[[] for _ in range(channels)] for _ in windows]
+    per: list[list[list[int]]] = [[[] for _ in range(channels)] for _ in windows]  # [window][channel] -> cells
     for b, w in enumerate(windows):
         for c, i, j in (w.targets or {}).get(head, ()):
             per[b][c].append(i * length + j)

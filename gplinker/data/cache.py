@@ -23,10 +23,11 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import torch
 from safetensors import safe_open
@@ -34,14 +35,31 @@ from safetensors.torch import save_file
 
 from gplinker.data.encoding import Window
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from transformers import PreTrainedTokenizerFast
+
+    from gplinker.data.schema import Schema
+
 CACHE_FORMAT = 1
 ENV = "GPLINKER_CACHE_DIR"
 KEEP = 4  # entries kept per cache directory, most recently used first
 SUFFIX = ".safetensors"
 CODE_MODULES = ("gplinker.data.encoding", "gplinker.data.examples", "gplinker.data.formats", "gplinker.data.reading",
-                "gplinker.data.duie", "gplinker.data.duee", "gplinker.data.cache")
+                "gplinker.data.duie", "gplinker.data.duee", "gplinker.data.cache", "gplinker.tasks.oracle")
 
-Encode = Callable[[], tuple[list[Window], dict]]  # -> (windows with targets, JSON-able stats)
+Encode = Callable[[], tuple[list[Window], dict[str, Any]]]  # -> (windows with targets, JSON-able stats)
+
+
+class KeyedTask(Protocol):
+    """What the cache key reads of a task: structural, because data/ sits below tasks/ and may not import it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schema(self) -> Schema: ...
 
 
 def cache_dir(output_dir: str | Path) -> Path | None:
@@ -61,7 +79,7 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def tokenizer_digest(tokenizer) -> str:
+def tokenizer_digest(tokenizer: PreTrainedTokenizerFast) -> str:
     """sha256 of a fast tokenizer's serialisation, without the truncation/padding it is called with."""
     state = json.loads(tokenizer.backend_tokenizer.to_str())
     state.pop("truncation", None)
@@ -69,7 +87,7 @@ def tokenizer_digest(tokenizer) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-@lru_cache(maxsize=None)
+@cache
 def source_digest(modules: tuple[str, ...]) -> str:
     """sha256 of the source files of `modules` (a code change invalidates what they computed)."""
     h = hashlib.sha256()
@@ -82,8 +100,8 @@ def source_digest(modules: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
-def encoding_key(path: str | Path, tokenizer, task, *, fmt: str, max_length: int, stride: int,
-                 char_level: bool, skip_invalid: bool) -> str:
+def encoding_key(path: str | Path, tokenizer: PreTrainedTokenizerFast, task: KeyedTask, *, fmt: str, max_length: int,
+                 stride: int, char_level: bool, skip_invalid: bool) -> str:
     """The cache key of a training file's windows and targets (what goes into it: module docstring)."""
     parts = {
         "cache_format": CACHE_FORMAT,
@@ -97,7 +115,7 @@ def encoding_key(path: str | Path, tokenizer, task, *, fmt: str, max_length: int
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def load_or_encode(directory: Path | None, key: str, encode: Encode) -> tuple[list[Window], dict, bool]:
+def load_or_encode(directory: Path | None, key: str, encode: Encode) -> tuple[list[Window], dict[str, Any], bool]:
     """(windows, stats, hit): the entry `key` of `directory` if it is there and readable, else encode() and store it."""
     if directory is None:
         windows, stats = encode()
@@ -116,7 +134,7 @@ def load_or_encode(directory: Path | None, key: str, encode: Encode) -> tuple[li
     return windows, stats, False
 
 
-def write_windows(path: Path, windows: Sequence[Window], stats: dict) -> None:
+def write_windows(path: Path, windows: Sequence[Window], stats: dict[str, Any]) -> None:
     """Store windows and their targets as flat int tensors (+ JSON metadata) in one safetensors file, atomically."""
     heads = list(dict.fromkeys(h for w in windows if w.targets for h in w.targets))
     lengths = torch.tensor([len(w) for w in windows], dtype=torch.int64)
@@ -141,16 +159,19 @@ def write_windows(path: Path, windows: Sequence[Window], stats: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_windows(path: Path) -> tuple[list[Window], dict]:
+def read_windows(path: Path) -> tuple[list[Window], dict[str, Any]]:
     """Inverse of write_windows."""
     with gc_paused():
         return _read_windows(path)
 
 
 @contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector while building many small objects (it only finds cycles;
-    the ~10^6 tuples of a large file otherwise trigger repeated full collections: 3x slower)."""
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small objects, then restore it.
+
+    The collector only finds cycles, and there are none here; left on, the ~10^6 tuples of a large
+    file trigger repeated full collections, which makes reading about 3x slower.
+    """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -160,7 +181,8 @@ def gc_paused():
             gc.enable()
 
 
-def _read_windows(path: Path) -> tuple[list[Window], dict]:
+def _read_windows(path: Path) -> tuple[list[Window], dict[str, Any]]:
+    """read_windows without the gc pause."""
     # numpy arrays and flat tolist(): nested torch tolist() is ~20x slower
     with safe_open(str(path), framework="numpy") as f:
         metadata = f.metadata() or {}
@@ -185,31 +207,35 @@ def _read_windows(path: Path) -> tuple[list[Window], dict]:
     return windows, json.loads(metadata["stats"])
 
 
-class SpanRows(Sequence):
+class SpanRows(Sequence[tuple[int, int]]):
     """A cached window's char_spans: rows of an (n, 2) int array, read as (start, end) tuples on access.
 
     Training reads only input_ids and targets of its windows, so the cache does not build the
-    ~10^6 span tuples of a large file up front (they were 40% of the read time).
+    ~10^6 span tuples of a large file up front (that would take about 40% of the read time).
     """
 
     __slots__ = ("rows",)
 
-    def __init__(self, rows):
-        self.rows = rows  # numpy (n, 2)
+    def __init__(self, rows: npt.NDArray[np.int64]):
+        self.rows = rows  # (n, 2): start, end per position
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, k):
+    @overload
+    def __getitem__(self, k: int) -> tuple[int, int]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[tuple[int, int]]: ...
+    def __getitem__(self, k: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
         if isinstance(k, slice):
             return list(map(tuple, self.rows[k].tolist()))
         start, end = self.rows[k].tolist()
         return start, end
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         return iter(list(map(tuple, self.rows.tolist())))
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)
 
     def __repr__(self) -> str:

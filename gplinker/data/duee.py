@@ -7,8 +7,10 @@ Offsets are given, so every trigger and argument is checked against the text: a 
 
 from __future__ import annotations
 
+from typing import Any
+
 from gplinker.data.examples import TRIGGER_ROLE, Event, Example, Span
-from gplinker.data.formats import LineError, LineParser, example_id, check_span, require, require_text
+from gplinker.data.formats import LineError, check_span, example_id, require, require_text
 
 
 def _mention_span(text: str, mention: str, start: object, role: str) -> Span:
@@ -19,12 +21,12 @@ def _mention_span(text: str, mention: str, start: object, role: str) -> Span:
     return check_span(text, start, end, role, mention)
 
 
-def _parse_event(text: str, event: dict) -> tuple[Event, list[tuple[Span, tuple[str, ...]]]]:
+def _parse_event(text: str, event: dict[str, Any]) -> tuple[Event, list[tuple[Span, tuple[str, ...]]]]:
     """One event_list entry -> Event (trigger included as role 触发词) and its non-empty aliases."""
     event_type = require(event, "event_type", str)
     trigger = require(event, "trigger", str)
     arguments = {_mention_span(text, trigger, require(event, "trigger_start_index", int), TRIGGER_ROLE)}
-    aliases = []
+    aliases: list[tuple[Span, tuple[str, ...]]] = []
     for j, argument in enumerate(require(event, "arguments", list)):
         if not isinstance(argument, dict):
             raise LineError(f"arguments[{j}] must be an object, got {type(argument).__name__}")
@@ -43,7 +45,7 @@ def _parse_event(text: str, event: dict) -> tuple[Event, list[tuple[Span, tuple[
     return Event(event_type, frozenset(arguments)), aliases
 
 
-def parse_duee(obj: dict, path: str = "") -> Example:
+def parse_duee(obj: dict[str, Any], path: str = "") -> Example:  # noqa: ARG001 -- LineParser signature
     """DuEE 1.0: {"text", "id", "event_list"?: [{event_type, trigger, trigger_start_index, arguments}]}."""
     text = require_text(obj)
     event_list = obj.get("event_list")
@@ -51,7 +53,8 @@ def parse_duee(obj: dict, path: str = "") -> Example:
         return Example(text=text, id=example_id(obj))
     if not isinstance(event_list, list):
         raise LineError(f"field 'event_list' must be a list, got {type(event_list).__name__}")
-    events, aliases = [], []
+    events: list[Event] = []
+    aliases: list[tuple[int, Span, tuple[str, ...]]] = []  # (event index, span, aliases)
     for k, event in enumerate(event_list):
         if not isinstance(event, dict):
             raise LineError(f"event_list[{k}] must be an object, got {type(event).__name__}")
@@ -63,7 +66,3 @@ def parse_duee(obj: dict, path: str = "") -> Example:
         aliases.extend((k, span, alias) for span, alias in event_aliases)
     meta = {"aliases": aliases} if aliases else {}
     return Example(text=text, events=tuple(events), id=example_id(obj), meta=meta)
-
-
-
-EVENT_PARSERS: dict[str, LineParser] = {"duee": parse_duee}

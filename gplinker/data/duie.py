@@ -24,15 +24,18 @@ cannot be located (or has an empty mention) is left out of `relations` and recor
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from gplinker.data.examples import Example, Relation, Span
-from gplinker.data.formats import LineError, LineParser, example_id, require, require_text
+from gplinker.data.formats import LineError, example_id, require, require_text
 
 VALUE_SLOT = "@value"
 EMPTY_MENTION = "empty mention"
 SUBJECT_NOT_IN_TEXT = "subject not in text"
 OBJECT_NOT_IN_TEXT = "object not in text"
+
+Objects = dict[str, tuple[str, str]]  # object slot -> (mention, type)
 
 
 def occurrences(text: str, mention: str) -> list[int]:
@@ -51,6 +54,7 @@ def occurrences_ignoring_case(text: str, mention: str) -> list[int]:
 
 
 def _overlaps(a: int, a_len: int, b: int, b_len: int) -> bool:
+    """Whether [a, a + a_len) and [b, b + b_len) share a character."""
     return a < b + b_len and b < a + a_len
 
 
@@ -76,7 +80,7 @@ def _find(text: str, mention: str) -> tuple[list[int], bool]:
 
 
 def locate_relation(
-    text: str, subject: str, subject_type: str, predicate: str, objects: dict[str, tuple[str, str]]
+    text: str, subject: str, subject_type: str, predicate: str, objects: Objects
 ) -> tuple[Relation | None, str, bool]:
     """Locate one triple; `objects` maps slot -> (mention, type). Returns (relation, reason, ignoring_case)."""
     if not subject or any(not mention for mention, _ in objects.values()):
@@ -98,7 +102,7 @@ def locate_relation(
     return relation, "", s_case or any(case for _, case in found.values())
 
 
-def _objects_v2(spo: dict) -> dict[str, tuple[str, str]]:
+def _objects_v2(spo: dict[str, Any]) -> Objects:
     """Slot -> (mention, type) for a DuIE 2.0 SPO, validating the object and object_type dicts."""
     obj, types = spo.get("object"), spo.get("object_type")
     if not isinstance(obj, dict):
@@ -108,7 +112,7 @@ def _objects_v2(spo: dict) -> dict[str, tuple[str, str]]:
         raise LineError(f"'object_type' must be an object, got {type(types).__name__}")
     if VALUE_SLOT not in obj:
         raise LineError(f"'object' has no '@value' slot (slots: {sorted(obj)})")
-    slots = {}
+    slots: Objects = {}
     for slot, mention in obj.items():
         if not isinstance(mention, str):
             raise LineError(f"object slot {slot!r} must be a string, got {type(mention).__name__}")
@@ -118,14 +122,14 @@ def _objects_v2(spo: dict) -> dict[str, tuple[str, str]]:
     return slots
 
 
-def _objects_v1(spo: dict) -> dict[str, tuple[str, str]]:
+def _objects_v1(spo: dict[str, Any]) -> Objects:
     """{"@value": (mention, type)} for a DuIE 1.0 SPO."""
     if isinstance(spo.get("object"), dict):
         raise LineError("'object' is an object, which is DuIE 2.0: use the duie2 format")
     return {VALUE_SLOT: (require(spo, "object", str), require(spo, "object_type", str))}
 
 
-def _parse_duie(obj: dict, objects_of) -> Example:
+def _parse_duie(obj: dict[str, Any], objects_of: Callable[[dict[str, Any]], Objects]) -> Example:
     """Shared body of the two DuIE parsers; `objects_of(spo)` reads the version's object field."""
     text = require_text(obj)
     spo_list = obj.get("spo_list")
@@ -134,7 +138,7 @@ def _parse_duie(obj: dict, objects_of) -> Example:
     if not isinstance(spo_list, list):
         raise LineError(f"field 'spo_list' must be a list, got {type(spo_list).__name__}")
     relations: list[Relation] = []
-    unlocated: list[tuple[str, dict]] = []
+    unlocated: list[tuple[str, dict[str, Any]]] = []
     ignoring_case = 0
     for k, spo in enumerate(spo_list):
         if not isinstance(spo, dict):
@@ -152,7 +156,7 @@ def _parse_duie(obj: dict, objects_of) -> Example:
             continue
         relations.append(relation)
         ignoring_case += case
-    meta = {
+    meta: dict[str, Any] = {
         "located": len(relations),
         "unlocated": unlocated,
         "ignoring_case": ignoring_case,
@@ -161,19 +165,19 @@ def _parse_duie(obj: dict, objects_of) -> Example:
     return Example(text=text, relations=tuple(sorted(set(relations))), id=example_id(obj), meta=meta)
 
 
-def parse_duie2(obj: dict, path: str = "") -> Example:
+def parse_duie2(obj: dict[str, Any], path: str = "") -> Example:  # noqa: ARG001 -- LineParser signature
     """DuIE 2.0: {"text", "spo_list": [{subject, subject_type, predicate, object: {slot}, object_type: {slot}}]}."""
     return _parse_duie(obj, _objects_v2)
 
 
-def parse_duie1(obj: dict, path: str = "") -> Example:
+def parse_duie1(obj: dict[str, Any], path: str = "") -> Example:  # noqa: ARG001 -- LineParser signature
     """DuIE 1.0: {"text", "spo_list": [{subject, subject_type, predicate, object, object_type}]} (plain strings)."""
     return _parse_duie(obj, _objects_v1)
 
 
-def location_report(examples: Iterable[Example]) -> Counter:
+def location_report(examples: Iterable[Example]) -> Counter[str]:
     """Count located SPOs, duplicates, case-insensitive matches and unlocated SPOs by reason."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for example in examples:
         counts["located"] += example.meta.get("located", 0)
         counts["duplicates"] += example.meta.get("duplicates", 0)
@@ -181,7 +185,3 @@ def location_report(examples: Iterable[Example]) -> Counter:
         for reason, _ in example.meta.get("unlocated", ()):
             counts[reason] += 1
     return counts
-
-
-
-RELATION_PARSERS: dict[str, LineParser] = {"duie2": parse_duie2, "duie1": parse_duie1}

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from gplinker.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 SPECIAL = (-1, -1)  # character span of a special token ([CLS], [SEP], <s>, ...)
 
@@ -23,9 +27,9 @@ class Window:
 
     example_index: int
     input_ids: list[int]
-    char_spans: list[tuple[int, int]]  # per position; SPECIAL for special tokens
+    char_spans: Sequence[tuple[int, int]]  # per position; SPECIAL for special tokens (a list, or cache.SpanRows)
     window_index: int = 0
-    targets: dict | None = None  # set by the task for training: head -> [(channel, i, j), ...]
+    targets: dict[str, list[tuple[int, int, int]]] | None = None  # head -> [(channel, i, j), ...], set for training
     _starts: dict[int, int] | None = field(default=None, repr=False)
     _ends: dict[int, int] | None = field(default=None, repr=False)
 
@@ -44,7 +48,7 @@ class Window:
         None means the span cannot be expressed in this window: it lies (partly) outside the
         window, or a boundary falls inside a token.
         """
-        if self._starts is None:
+        if self._starts is None or self._ends is None:  # built together on first use
             self._starts, self._ends = {}, {}
             for pos, (s, e) in enumerate(self.char_spans):
                 if (s, e) != SPECIAL and s < e:
@@ -68,7 +72,7 @@ class Window:
 class WindowEncoder:
     """Tokenizes texts and cuts them into windows of at most `max_length` tokens."""
 
-    def __init__(self, tokenizer, max_length: int, stride: int, char_level: bool = False):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int, char_level: bool = False):
         if not getattr(tokenizer, "is_fast", False):
             raise ConfigError("gplinker needs a fast tokenizer (offset_mapping); this one is slow")
         self.tokenizer, self.max_length, self.stride = tokenizer, max_length, stride
@@ -99,14 +103,15 @@ class WindowEncoder:
         enc = self.tokenizer([list(t) for t in texts], is_split_into_words=True, add_special_tokens=False,
                              return_offsets_mapping=True, return_attention_mask=False, return_token_type_ids=False)
         for k, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
-            words = enc.word_ids(k)
+            words = cast(list[int], enc.word_ids(k))  # no special tokens, so every token has a word
             spans = [(w + s, w + e) for w, (s, e) in zip(words, offsets)]
             windows.extend(self._windows(first_index + k, ids, spans))
         return windows
 
     def _windows(self, example_index: int, ids: list[int], offsets: list[tuple[int, int]]) -> list[Window]:
+        """The windows of one text from its content token ids and their character spans."""
         pre, suf = self.prefix, self.suffix
-        out = []
+        out: list[Window] = []
         for w, (a, b) in enumerate(window_bounds(len(ids), self.budget, self.stride)):
             out.append(Window(
                 example_index=example_index,
@@ -126,7 +131,8 @@ def window_bounds(n_tokens: int, budget: int, stride: int) -> list[tuple[int, in
     if n_tokens <= budget:
         return [(0, n_tokens)]
     step = budget - stride
-    bounds, a = [], 0
+    bounds: list[tuple[int, int]] = []
+    a = 0
     while True:
         b = min(a + budget, n_tokens)
         bounds.append((a, b))
@@ -135,7 +141,7 @@ def window_bounds(n_tokens: int, budget: int, stride: int) -> list[tuple[int, in
         a += step
 
 
-def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
+def special_tokens_around(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
     """The ids the tokenizer puts before and after a single sequence (e.g. [CLS] ... [SEP])."""
     probe = "a"
     bare = tokenizer(probe, add_special_tokens=False)["input_ids"]

@@ -7,6 +7,7 @@ Token positions never appear here; they live only between encoding and decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 TRIGGER_ROLE = "触发词"  # DuEE: the trigger is one more role of each event type
 
@@ -20,6 +21,7 @@ class Span:
     label: str
 
     def text_in(self, text: str) -> str:
+        """The mention: `text[start:end]`."""
         return text[self.start : self.end]
 
 
@@ -37,6 +39,7 @@ class Relation:
 
     @property
     def object(self) -> Span:
+        """The span of the "@value" object slot."""
         return dict(self.objects)["@value"]
 
 
@@ -49,6 +52,7 @@ class Event:
 
     @property
     def trigger(self) -> Span | None:
+        """The first argument with role 触发词 (in span order), or None if the event has none."""
         return next((a for a in sorted(self.arguments) if a.label == TRIGGER_ROLE), None)
 
 
@@ -63,4 +67,4 @@ class Example:
     id: str | None = None
     source: str = "<memory>"
     line: int = 0
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # reader notes, e.g. DuIE "unlocated", DuEE "aliases"

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from gplinker.data.examples import TRIGGER_ROLE, Example
 from gplinker.data.formats import iter_json_lines
@@ -31,6 +32,8 @@ from gplinker.errors import DataError
 TASKS = ("ner", "relation", "event")
 VALUE_SLOT = "@value"
 RELATION_FORMATS = ("duie2", "duie1")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -66,14 +69,14 @@ class Schema:
         """Event types in order of first appearance in `event_roles`."""
         return list(dict.fromkeys(t for t, _ in self.event_roles))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (tuples become lists)."""
         d = asdict(self)
         d["event_roles"] = [list(pair) for pair in self.event_roles]
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, *, source: str = "<schema>") -> Schema:
+    def from_dict(cls, d: dict[str, Any], *, source: str = "<schema>") -> Schema:
         """Inverse of `to_dict`; unknown keys or bad values raise DataError naming them."""
         if not isinstance(d, dict):
             raise DataError(source, 0, f"schema must be a JSON object, got {type(d).__name__}")
@@ -115,7 +118,7 @@ def _ordered_slots(slots: Iterable[str]) -> list[str]:
     return [VALUE_SLOT] + [s for s in dict.fromkeys(slots) if s != VALUE_SLOT]
 
 
-def _schema_lines(path: str | Path) -> Iterable[tuple[int, dict]]:
+def _schema_lines(path: str | Path) -> Iterable[tuple[int, dict[str, Any]]]:
     """(line, object) for each schema line; missing file or malformed JSON raise DataError."""
     if not Path(path).is_file():
         raise DataError(str(path), 0, "no such schema file")
@@ -125,7 +128,8 @@ def _schema_lines(path: str | Path) -> Iterable[tuple[int, dict]]:
         yield lineno, obj
 
 
-def _field(obj: dict, key: str, kind: type, path: str | Path, lineno: int):
+def _field(obj: dict[str, Any], key: str, kind: type[T], path: str | Path, lineno: int) -> T:
+    """obj[key] if it is a `kind`, else DataError naming the field, the file and the line."""
     value = obj.get(key)
     if not isinstance(value, kind):
         message = f"schema field '{key}' must be {kind.__name__}, got {type(value).__name__}"
@@ -200,8 +204,8 @@ def schema_from_examples(task: str, examples: Iterable[Example], relation_format
         for r in relations:
             slots.setdefault(r.predicate, set()).update(slot for slot, _ in r.objects)
         object_slots = {p: _ordered_slots(sorted(s)) for p, s in sorted(slots.items())}
-        subject_counts: dict[str, Counter] = {}
-        object_counts: dict[str, dict[str, Counter]] = {}
+        subject_counts: dict[str, Counter[str]] = {}
+        object_counts: dict[str, dict[str, Counter[str]]] = {}
         for r in relations:
             subject_counts.setdefault(r.predicate, Counter())[r.subject.label] += 1
             for slot, span in r.objects:
@@ -219,6 +223,6 @@ def schema_from_examples(task: str, examples: Iterable[Example], relation_format
     return Schema("event", event_roles=sorted(pairs, key=lambda p: (p[0], p[1] != TRIGGER_ROLE, p[1])))
 
 
-def _most_frequent(counts: Counter) -> str:
+def _most_frequent(counts: Counter[str]) -> str:
     """The most frequent key; ties go to the smallest."""
     return min(counts, key=lambda k: (-counts[k], k))

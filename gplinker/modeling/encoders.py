@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from gplinker.config import ScratchConfig
 from gplinker.errors import ConfigError
@@ -13,22 +14,22 @@ from gplinker.errors import ConfigError
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def char_vocab(texts: Iterable[str], normalize, min_count: int = 1) -> list[str]:
+def char_vocab(texts: Iterable[str], normalize: Callable[[str], str], min_count: int = 1) -> list[str]:
     """Vocabulary of single characters seen in `texts` (after the tokenizer's normalizer).
 
     Each character c appears as `c` and `##c`, so WordPiece splits any word into characters and
     every character keeps its own offsets.
     """
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for text in texts:
         counts.update(ch for ch in normalize(text) if not ch.isspace())
     chars = sorted(ch for ch, n in counts.items() if n >= min_count)
     return SPECIAL_TOKENS + chars + ["##" + ch for ch in chars]
 
 
-def scratch_tokenizer(texts: Iterable[str], min_count: int = 1):
+def scratch_tokenizer(texts: Iterable[str], min_count: int = 1) -> Any:
     """A BERT WordPiece tokenizer over the characters of `texts`."""
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "vocab.txt").write_text("\n".join(SPECIAL_TOKENS) + "\n", encoding="utf-8")
@@ -39,7 +40,7 @@ def scratch_tokenizer(texts: Iterable[str], min_count: int = 1):
         return BertTokenizerFast.from_pretrained(tmp)
 
 
-def scratch_encoder(cfg: ScratchConfig, vocab_size: int):
+def scratch_encoder(cfg: ScratchConfig, vocab_size: int) -> Any:
     """A randomly initialised BERT of the sizes in `cfg`."""
     from transformers import BertConfig, BertModel
 
@@ -56,7 +57,7 @@ def scratch_encoder(cfg: ScratchConfig, vocab_size: int):
     return BertModel(config, add_pooling_layer=False)
 
 
-def pretrained_encoder(name: str, trust_remote_code: bool = False):
+def pretrained_encoder(name: str, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """AutoModel + fast tokenizer from a hub name or local dir (e.g. one made with save_pretrained)."""
     from transformers import AutoConfig, AutoModel
 
@@ -73,9 +74,9 @@ def pretrained_encoder(name: str, trust_remote_code: bool = False):
     return encoder, load_tokenizer(name, config.model_type, trust_remote_code)
 
 
-def load_tokenizer(name: str, model_type: str, trust_remote_code: bool = False):
+def load_tokenizer(name: str, model_type: str, trust_remote_code: bool = False) -> Any:
     """The fast tokenizer for `name`; char-level RoFormer uses the BERT tokenizer (its own has wrong offsets)."""
-    from transformers import AutoTokenizer, BertTokenizerFast
+    from transformers import AutoTokenizer, BertTokenizerFast  # type: ignore[attr-defined]
 
     bare_vocab = Path(name, "vocab.txt").is_file() and not Path(name, "tokenizer_config.json").is_file()
     try:
@@ -91,4 +92,5 @@ def load_tokenizer(name: str, model_type: str, trust_remote_code: bool = False):
 
 
 def first_line(exc: Exception) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
