@@ -6,12 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 
 from gplinker.errors import GPLinkerError
+
+if TYPE_CHECKING:
+    from gplinker.commands.check import CheckReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GPLinker information extraction: NER, relation triples and events.")
@@ -173,7 +176,11 @@ def export(
 
 @app.command()
 def check(
-    data: Path = typer.Argument(..., help="labelled JSONL file"),
+    data: list[Path] = typer.Argument(None, help="labelled data file(s) (default with --config: data.train and "
+                                              "data.dev)"),
+    config: Path | None = typer.Option(None, "--config", help="a training config: check with the task, format, "
+                                       "schema, tokenizer and windows its training run would use"),
+    set_: list[str] = typer.Option([], "--set", help="override a value of --config (repeatable)"),
     task: str = typer.Option("ner", "--task", help="ner | relation | event"),
     format: str = typer.Option("auto", "--format", help="data format (default: auto-detect)"),
     tokenizer: str | None = typer.Option(None, "--tokenizer",
@@ -184,17 +191,42 @@ def check(
     char_level: bool = typer.Option(False, "--char-level", help="tokenize every character on its own"),
     strict: bool = typer.Option(False, "--strict", help="stop at the first invalid line instead of counting"),
 ) -> None:
-    """Validate a data file and report the oracle round trip (gold → targets → decode) and lengths."""
-    from gplinker.commands.check import check_data, length_stats, load_check_inputs
+    """Validate data files and report the oracle round trip (gold → targets → decode) and lengths.
 
+    With --config, every setting comes from the training config (the other options are ignored),
+    so the oracle is the one its training run really gets.
+    """
+    from gplinker.commands.check import check_data, load_check_inputs, settings_from_config
+    from gplinker.config import load_config
+
+    out = Console()
     try:
-        tok, loaded_schema = load_check_inputs(task, tokenizer, schema)
-        report = check_data(str(data), task, format, tok, max_length, stride, skip_invalid=not strict,
-                            schema=loaded_schema, char_level=char_level)
+        if config is not None:
+            cfg = load_config(config, set_)
+            settings = settings_from_config(cfg)
+            files = list(data) if data else [Path(p) for p in (cfg.data.train, cfg.data.dev) if p]
+            out.print(f"settings of {config}: task {settings.task}, {settings.note}, stride {settings.stride}"
+                      f"{', char level' if settings.char_level else ''}")
+            task, format, tok, loaded_schema = settings.task, settings.format, settings.tokenizer, settings.schema
+            max_length, stride, char_level = settings.max_length, settings.stride, settings.char_level
+        else:
+            if not data:
+                raise GPLinkerError("give a data file, or --config CONFIG to check its data.train and data.dev")
+            files = list(data)
+            tok, loaded_schema = load_check_inputs(task, tokenizer, schema)
+        reports = [(path, check_data(str(path), task, format, tok, max_length, stride, skip_invalid=not strict,
+                                     schema=loaded_schema, char_level=char_level)) for path in files]
     except GPLinkerError as exc:
         fail(exc)
+    for path, report in reports:
+        print_check(out, path, report)
+
+
+def print_check(out: Console, data: Path, report: CheckReport) -> None:
+    """The lines `gplinker check` prints for one file."""
+    from gplinker.commands.check import length_stats
+
     r = report.report
-    out = Console()
     out.print(f"[bold]{data}[/] format {report.format}: {r.lines} lines, {r.examples} examples, "
               f"{len(r.skipped)} invalid")
     for error in r.skipped[:10]:

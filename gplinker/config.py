@@ -40,11 +40,15 @@ class DataConfig:
     format: str = opt("auto", "input format: cluener | spans | duie2 | duie1 | duee | auto (guess from the first line)")
     schema: str | None = opt(None, "label schema file (duie_schema.json, all_50_schemas, duee_event_schema.json); "
                              "default: labels found in the training data")
-    max_length: int = opt(128, "tokens per window, special tokens included; longer texts use sliding windows")
+    max_length: int | str = opt(128, "tokens per window, special tokens included; longer texts use sliding "
+                                "windows; auto = the smallest window holding 99.9 % of the training texts whole, "
+                                "capped at the encoder's position limit")
     stride: int = opt(32, "tokens shared by consecutive windows of a long text")
     char_level: bool = opt(False, "tokenize every character on its own: token boundaries are character boundaries "
                            "even with WordPiece vocabularies (e.g. 'ac米兰' is not cut inside 'ac'); "
                            "the convention of the CLUENER baselines")
+    num_proc: int = opt(0, "worker processes that read and encode the training data (datasets' num_proc); "
+                        "0 = one per CPU core, at most 8")
     skip_invalid: bool = opt(False, "skip and count bad data lines instead of stopping at the first one")
 
 
@@ -139,7 +143,8 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        hint = next(a for a in args if a is not type(None))
+        choices = [a for a in args if a is not type(None)]
+        hint = next((a for a in choices if isinstance(value, a) and not isinstance(value, bool)), choices[0])
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):
@@ -222,12 +227,18 @@ def validate(config: Config) -> None:
         raise ConfigError(f"model.head must be egp or gp, got '{config.model.head}'")
     if config.train.amp not in ("off", "bf16", "fp16"):
         raise ConfigError(f"train.amp must be off, bf16 or fp16, got '{config.train.amp}'")
-    if config.data.max_length < 8:
-        raise ConfigError(f"data.max_length must be at least 8, got {config.data.max_length}")
-    if not 0 <= config.data.stride < config.data.max_length - 4:
+    max_length = config.data.max_length
+    if isinstance(max_length, str) and max_length != "auto":
+        raise ConfigError(f"data.max_length must be a number of tokens or auto, got '{max_length}'")
+    if isinstance(max_length, int) and max_length < 8:
+        raise ConfigError(f"data.max_length must be at least 8, got {max_length}")
+    if isinstance(max_length, int) and not 0 <= config.data.stride < max_length - 4:
         raise ConfigError(f"data.stride must be in [0, max_length - 4), got {config.data.stride}")
+    if config.data.num_proc < 0:
+        raise ConfigError(f"data.num_proc must be 0 (one per core) or more, got {config.data.num_proc}")
     for name in ("batch_size", "eval_batch_size", "grad_accum", "keep_checkpoints"):
         if getattr(config.train, name) < 1:
             raise ConfigError(f"train.{name} must be at least 1")
-    if config.model.encoder == "scratch" and config.model.scratch.max_position < config.data.max_length:
+    if config.model.encoder == "scratch" and isinstance(max_length, int) \
+            and config.model.scratch.max_position < max_length:
         raise ConfigError("model.scratch.max_position must be >= data.max_length")

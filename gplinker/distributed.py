@@ -7,13 +7,17 @@ same code runs single-process.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.distributed as dist
 
 T = TypeVar("T")
+Shardable = TypeVar("Shardable", bound=Sequence[Any] | npt.NDArray[np.int64])
 
 
 def launched() -> bool:
@@ -89,11 +93,11 @@ def mean_scalar(value: float, device: torch.device) -> float:
     return float(t.item()) / world_size()
 
 
-def shard(items: list[T], k: int | None = None, n: int | None = None) -> list[T]:
-    """This rank's share: items k, k + n, k + 2n, ..."""
+def shard(items: Shardable, k: int | None = None, n: int | None = None) -> Shardable:
+    """This rank's share: items k, k + n, k + 2n, ... (of a list, or of an index array)."""
     k = rank() if k is None else k
     n = world_size() if n is None else n
-    return items[k::n]
+    return cast(Shardable, items[k::n])
 
 
 def unshard(parts: list[list[T]]) -> list[T]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gplinker.data.examples import Span
-from gplinker.data.formats import parse_cluener, parse_spans, read_lines
-from gplinker.data.reading import detect_format, read_examples
+from gplinker.data.formats import parse_cluener, parse_spans
+from gplinker.data.reading import detect_format, read_examples, read_lines
 from gplinker.errors import ConfigError, DataError
 from tests.conftest import write_jsonl
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from gplinker.data.duee import parse_duee
 from gplinker.data.duie import parse_duie1, parse_duie2
-from gplinker.data.formats import parse_cluener, parse_spans, read_lines
+from gplinker.data.formats import parse_cluener, parse_spans
+from gplinker.data.reading import read_lines
 from gplinker.errors import DataError
 
 READERS = {"cluener": parse_cluener, "spans": parse_spans, "duie2": parse_duie2, "duie1": parse_duie1,

@@ -23,7 +23,8 @@ from gplinker.data.duie import (
     parse_duie2,
 )
 from gplinker.data.examples import TRIGGER_ROLE, Event, Relation, Span
-from gplinker.data.formats import LineError, read_lines
+from gplinker.data.formats import LineError
+from gplinker.data.reading import read_lines
 from gplinker.data.schema import (
     Schema,
     load_duee_schema,

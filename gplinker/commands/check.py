@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gplinker.data.encoding import SPECIAL, WindowEncoder
+from gplinker.config import Config
+from gplinker.data.encoding import SPECIAL, WindowEncoder, auto_max_length, special_tokens_around, token_counts
 from gplinker.data.formats import ReadReport
 from gplinker.data.reading import read_examples, resolve_format
 from gplinker.data.schema import Schema, load_duee_schema, load_duie_schema, schema_from_examples
+from gplinker.errors import ConfigError
 from gplinker.metrics import PRF, strict_prf
 from gplinker.tasks import build_task
 from gplinker.tasks.oracle import oracle_predictions
@@ -86,3 +88,56 @@ def length_stats(values: list[int]) -> dict[str, float]:
     ordered = sorted(values)
     return {"min": ordered[0], "mean": round(statistics.fmean(ordered), 1),
             "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], "max": ordered[-1]}
+
+
+@dataclass
+class CheckSettings:
+    """What `check` windows a file with: from a training config (`--config`), as a training run would."""
+
+    task: str
+    format: str
+    tokenizer: Any
+    schema: Schema | None
+    max_length: int
+    stride: int
+    char_level: bool
+    note: str  # how max_length was chosen, for the report
+
+
+def settings_from_config(cfg: Config) -> CheckSettings:
+    """The task, format, schema, tokenizer and windows a `gplinker train` run of `cfg` would use.
+
+    The scratch vocabulary is made from data.train (with model.scratch.min_char_count), and
+    `data.max_length: auto` is resolved from data.train's texts, both as in training.
+    """
+    from gplinker.modeling.encoders import char_counts, load_tokenizer, scratch_tokenizer
+
+    if not cfg.data.train and (cfg.model.encoder == "scratch" or cfg.data.max_length == "auto"):
+        raise ConfigError("the config sets no data.train, which check needs for the scratch vocabulary "
+                          "and for data.max_length auto")
+    train_texts: list[str] = []
+    if cfg.data.train:
+        examples, _ = read_examples(cfg.data.train, cfg.data.format, cfg.task, skip_invalid=True)
+        train_texts = [e.text for e in examples]
+    if cfg.model.encoder == "scratch":
+        tokenizer = scratch_tokenizer(char_counts(train_texts), cfg.model.scratch.min_char_count)
+        limit: int | None = cfg.model.scratch.max_position
+    else:
+        from transformers import AutoConfig
+
+        encoder_config = AutoConfig.from_pretrained(cfg.model.encoder, trust_remote_code=cfg.model.trust_remote_code)
+        tokenizer = load_tokenizer(cfg.model.encoder, encoder_config.model_type, cfg.model.trust_remote_code)
+        limit = getattr(encoder_config, "max_position_embeddings", None)
+    schema = None
+    if cfg.data.schema:
+        schema = (load_duie_schema if cfg.task == "relation" else load_duee_schema)(cfg.data.schema)
+    if isinstance(cfg.data.max_length, int):
+        max_length, note = cfg.data.max_length, f"data.max_length {cfg.data.max_length}"
+    else:
+        prefix, suffix = special_tokens_around(tokenizer)
+        counts = token_counts(tokenizer, train_texts, cfg.data.char_level)
+        max_length = auto_max_length(counts, len(prefix) + len(suffix), limit)
+        note = (f"data.max_length auto → {max_length} (99.9 % of the {len(counts)} training texts in one window, "
+                f"longest {max(counts, default=0)} tokens)")
+    return CheckSettings(cfg.task, cfg.data.format, tokenizer, schema, max_length, cfg.data.stride,
+                         cfg.data.char_level, note)

@@ -2,13 +2,15 @@
 
 This is where a task meets the shared layers: the loop (`training.fit`) sees only a model, batches
 made from index lists, a save function and an evaluate function; the task sees only examples and
-windows.
+windows. The training data lives in memory-mapped Arrow files (commands/training_data.py); the
+dev set, small by nature, is read into memory.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +18,25 @@ from rich.console import Console
 from torch import nn
 
 from gplinker import distributed as dist
+from gplinker.commands.training_data import TrainingData
 from gplinker.config import Config, to_dict
 from gplinker.console import say
-from gplinker.data.batching import collate, train_batches
-from gplinker.data.encoding import Window, WindowEncoder
+from gplinker.data.batching import train_batches
+from gplinker.data.corpus import Corpus
 from gplinker.data.examples import Example
 from gplinker.data.formats import ReadReport
 from gplinker.data.reading import read_examples, resolve_format
 from gplinker.data.schema import Schema, load_duee_schema, load_duie_schema, schema_from_examples
 from gplinker.devices import seed_everything
-from gplinker.errors import ConfigError
+from gplinker.errors import ConfigError, GPLinkerError
 from gplinker.model_format import MODEL_FORMAT
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.predict import Predictor
 from gplinker.run_info import package_version, write_run_info
 from gplinker.tasks import build_task
 from gplinker.tasks.base import Task
-from gplinker.tasks.oracle import unplaced_count
 from gplinker.training import FitResult, fit, list_checkpoints
+from gplinker.training.loop import Indices
 
 
 @dataclass
@@ -47,29 +50,35 @@ class TrainReport:
     unplaced: int  # gold items of the training data that no window can express
 
 
-def load_schema(cfg: Config, train: list[Example], fmt: str) -> Schema:
-    """The label schema: from `data.schema` when given, else the labels of the training data."""
+def load_schema(cfg: Config, corpus: Corpus, fmt: str) -> Schema:
+    """The label schema: from `data.schema` when given, else the labels of the training corpus."""
     if cfg.data.schema:
         loaders = {"relation": load_duie_schema, "event": load_duee_schema}
         if cfg.task not in loaders:
             raise ConfigError("data.schema is used by the relation and event tasks; NER takes its types from the data")
         return loaders[cfg.task](cfg.data.schema)
-    return schema_from_examples(cfg.task, train, relation_format="duie1" if fmt == "duie1" else "duie2")
+    return schema_from_examples(cfg.task, corpus.examples(), relation_format="duie1" if fmt == "duie1" else "duie2")
 
 
-def build_model(cfg: Config, task: Task, train_texts: list[str]) -> tuple[GPLinkerModel, Any]:
-    """Encoder + tokenizer (scratch or pretrained) under the task's heads."""
+def build_model(cfg: Config, task: Task, char_counts: Mapping[str, int]) -> tuple[GPLinkerModel, Any]:
+    """Encoder + tokenizer (scratch, from the training texts' character counts, or pretrained) under the heads."""
     from gplinker.modeling.encoders import pretrained_encoder, scratch_encoder, scratch_tokenizer
 
     if cfg.model.encoder == "scratch":
-        tokenizer = scratch_tokenizer(train_texts, cfg.model.scratch.min_char_count)
+        tokenizer = scratch_tokenizer(char_counts, cfg.model.scratch.min_char_count)
         encoder = scratch_encoder(cfg.model.scratch, len(tokenizer))
     else:
         encoder, tokenizer = pretrained_encoder(cfg.model.encoder, cfg.model.trust_remote_code)
-    max_pos = getattr(encoder.config, "max_position_embeddings", None)
-    if max_pos is not None and cfg.data.max_length > max_pos:
+    max_pos = position_limit(encoder)
+    if max_pos is not None and isinstance(cfg.data.max_length, int) and cfg.data.max_length > max_pos:
         raise ConfigError(f"data.max_length {cfg.data.max_length} exceeds the encoder's {max_pos} positions")
     return GPLinkerModel(encoder, task.heads(), cfg.model.head, cfg.model.head_size), tokenizer
+
+
+def position_limit(encoder: Any) -> int | None:
+    """The encoder's position limit (max_position_embeddings), when it has one."""
+    value = getattr(encoder.config, "max_position_embeddings", None)
+    return int(value) if value is not None else None
 
 
 def model_section(cfg: Config, schema: Schema, fmt: str) -> dict[str, Any]:
@@ -98,15 +107,18 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
             shutil.rmtree(d, ignore_errors=True)
     dist.barrier()
     fmt = resolve_format(cfg.data.train, cfg.data.format, cfg.task)
-    train_examples, train_report = read_examples(cfg.data.train, fmt, cfg.task, cfg.data.skip_invalid)
+    data = TrainingData(cfg.train.output_dir, cfg.data.num_proc, console)
+    corpus, corpus_key, _ = data.corpus(cfg.data.train, fmt, cfg.data.skip_invalid)
     dev_examples: list[Example] = []
     dev_report = None
     if cfg.data.dev:
         dev_examples, dev_report = read_examples(cfg.data.dev, cfg.data.format, cfg.task, cfg.data.skip_invalid)
-    for report in (train_report, dev_report):
+    for report in (corpus.report, dev_report):
         if report is not None and report.skipped:
             say(console, f"[yellow]{report.path}: skipped {len(report.skipped)} invalid line(s): "
                          f"{dict(report.skip_reasons())}[/]")
+    if corpus.report.examples == 0:
+        raise GPLinkerError(f"{cfg.data.train}: no training examples (the training data is empty)")
 
     seed_everything(cfg.train.seed)
     resume_from = checkpoints[-1] if resume and checkpoints else None
@@ -115,29 +127,34 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
     if resume_from is not None:
         from gplinker.modeling.encoders import load_tokenizer
 
-        model, section = GPLinkerModel.load(resume_from, cfg.model.trust_remote_code)
-        schema = Schema.from_dict(section["schema"])
+        model, saved = GPLinkerModel.load(resume_from, cfg.model.trust_remote_code)
+        schema = Schema.from_dict(saved["schema"])
         task = build_task(cfg.task, schema)
         tokenizer = load_tokenizer(str(resume_from), model.model_type, cfg.model.trust_remote_code)
+        max_length = int(saved["max_length"])  # a resumed run keeps the windows it started with
     else:
-        schema = load_schema(cfg, train_examples, fmt)
+        schema = load_schema(cfg, corpus, fmt)
         task = build_task(cfg.task, schema)
-        model, tokenizer = build_model(cfg, task, [e.text for e in train_examples])
+        model, tokenizer = build_model(cfg, task, corpus.char_counts() if cfg.model.encoder == "scratch" else {})
+        max_length = resolve_max_length(cfg, data, corpus, corpus_key, tokenizer, position_limit(model.encoder),
+                                        console)
+    cfg = replace(cfg, data=replace(cfg.data, max_length=max_length))
     section = model_section(cfg, schema, fmt)
 
-    windows, unplaced = encode_training_data(cfg, fmt, task, tokenizer, train_examples, console)
+    windows, _ = data.windows(corpus, corpus_key, tokenizer, task, max_length=max_length, stride=cfg.data.stride,
+                              char_level=cfg.data.char_level)
+    unplaced = windows.unplaced()
     if unplaced:
         say(console, f"[yellow]{unplaced} gold item(s) of the training data cannot be expressed in token "
                      f"positions (see `gplinker check`)[/]")
-    lengths = [len(w) for w in windows]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     channels = {h.name: h.channels for h in task.heads()}
 
-    def make_batch(indices: list[int]) -> dict[str, Any]:
-        return collate([windows[k] for k in indices], pad_id, channels)
+    def make_batch(indices: Indices) -> dict[str, Any]:
+        return dict(windows.batch(indices, pad_id, channels))
 
-    def batch_order(epoch: int) -> list[list[int]]:
-        return train_batches(lengths, cfg.train.batch_size, cfg.train.seed, epoch)
+    def batch_order(epoch: int) -> list[Any]:
+        return train_batches(windows.lengths, cfg.train.batch_size, cfg.train.seed, epoch)
 
     def save_model(m: nn.Module, directory: Path) -> None:
         assert isinstance(m, GPLinkerModel)  # the loop hands back the model it was given
@@ -147,7 +164,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
     evaluate = None
     if dev_examples:
         def evaluate(m: nn.Module) -> tuple[float, dict[str, Any]]:
-            predictor = Predictor(model=m, tokenizer=tokenizer, task=task, max_length=cfg.data.max_length,
+            predictor = Predictor(model=m, tokenizer=tokenizer, task=task, max_length=max_length,
                                   stride=cfg.data.stride, threshold=cfg.model.threshold,
                                   batch_size=cfg.train.eval_batch_size, device=next(m.parameters()).device,
                                   amp=cfg.train.amp, char_level=cfg.data.char_level)
@@ -160,31 +177,25 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         out.mkdir(parents=True, exist_ok=True)
         write_run_info(out, to_dict(cfg))
     parameters = sum(p.numel() for p in model.parameters())
-    say(console, f"task {cfg.task}: {len(train_examples)} training examples → {len(windows)} windows; "
+    say(console, f"task {cfg.task}: {corpus.report.examples} training examples → {len(windows)} windows; "
                  f"{len(dev_examples)} dev examples; {parameters / 1e6:.2f}M parameters")
     result = fit(model=model, make_batch=make_batch, batch_order=batch_order, cfg=cfg.train, save_model=save_model,
                  evaluate=evaluate, resume_from=resume_from, console=console)
-    return TrainReport(result, train_report, dev_report, len(windows), unplaced)
+    return TrainReport(result, corpus.report, dev_report, len(windows), unplaced)
 
 
-def encode_training_data(cfg: Config, fmt: str, task: Task, tokenizer: Any, examples: list[Example],
-                         console: Console | None = None) -> tuple[list[Window], int]:
-    """(windows with targets, unplaced gold count), from the encoding cache when its key matches (data/cache.py)."""
-    from gplinker.data.cache import cache_dir, encoding_key, load_or_encode
-
-    if cfg.data.train is None:
-        raise ConfigError("data.train is not set (set it in the config or with --set data.train=FILE)")
-
-    def encode() -> tuple[list[Window], dict[str, Any]]:
-        encoder = WindowEncoder(tokenizer, cfg.data.max_length, cfg.data.stride, cfg.data.char_level)
-        windows = encoder.encode([e.text for e in examples])
-        for w in windows:
-            w.targets = task.targets(examples[w.example_index], w)
-        return windows, {"unplaced": unplaced_count(task, examples, windows)}
-
-    key = encoding_key(cfg.data.train, tokenizer, task, fmt=fmt, max_length=cfg.data.max_length,
-                       stride=cfg.data.stride, char_level=cfg.data.char_level, skip_invalid=cfg.data.skip_invalid)
-    windows, stats, hit = load_or_encode(cache_dir(cfg.train.output_dir), key, encode)
-    if hit:
-        say(console, f"training windows read from the encoding cache ({len(windows)} windows, key {key[:12]})")
-    return windows, int(stats["unplaced"])
+def resolve_max_length(cfg: Config, data: TrainingData, corpus: Corpus, corpus_key: str, tokenizer: Any,
+                       limit: int | None, console: Console | None) -> int:
+    """data.max_length as a number: the configured one, or (auto) the one the training texts need."""
+    if isinstance(cfg.data.max_length, int):
+        return cfg.data.max_length
+    if cfg.model.encoder == "scratch":
+        limit = cfg.model.scratch.max_position if limit is None else min(limit, cfg.model.scratch.max_position)
+    length, summary = data.max_length(corpus, corpus_key, tokenizer, cfg.data.char_level, limit)
+    capped = " (capped at the encoder's position limit)" if limit is not None and length == limit else ""
+    say(console, f"data.max_length auto → {length}: 99.9 % of the {summary['texts']} training texts fit in one "
+                 f"window (longest {summary['max']} tokens){capped}")
+    if cfg.data.stride >= length - 4:
+        raise ConfigError(f"data.stride {cfg.data.stride} must be below data.max_length - 4 = {length - 4} "
+                          "(max_length auto came out that short); lower data.stride")
+    return length

@@ -7,24 +7,31 @@ padded batch, shape (B, C, K) padded with -1. No dense (B, C, L, L) label tensor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import overload
+from typing import Any, overload
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from gplinker.data.encoding import Window
 
 
-def train_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, bucket: int = 50) -> list[list[int]]:
+def train_batches(lengths: Sequence[int] | npt.NDArray[np.integer[Any]], batch_size: int, seed: int, epoch: int,
+                  bucket: int = 50) -> list[npt.NDArray[np.int64]]:
     """Shuffled batches of similar length: shuffle, sort within chunks of `bucket` batches, shuffle batches.
 
-    Deterministic in (seed, epoch), so a resumed run replays the same order.
+    Deterministic in (seed, epoch), so a resumed run replays the same order. Each batch is an
+    int64 array of window indices (a million windows cost a few MB, not a Python int each);
+    sorting is stable, longest first.
     """
+    sizes = np.asarray(lengths, dtype=np.int64)
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(len(lengths), generator=g).tolist()
+    order = torch.randperm(len(sizes), generator=g).numpy()
     chunk = batch_size * bucket
-    batches: list[list[int]] = []
+    batches: list[npt.NDArray[np.int64]] = []
     for a in range(0, len(order), chunk):
-        part = sorted(order[a : a + chunk], key=lambda k: -lengths[k])
+        part = order[a : a + chunk]
+        part = part[np.argsort(-sizes[part], kind="stable")]
         batches.extend(part[b : b + batch_size] for b in range(0, len(part), batch_size))
     shuffle = torch.randperm(len(batches), generator=g).tolist()
     return [batches[k] for k in shuffle]

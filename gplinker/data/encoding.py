@@ -150,3 +150,34 @@ def special_tokens_around(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int]
         if full[k : k + len(bare)] == bare:
             return full[:k], full[k + len(bare) :]
     raise ConfigError("could not find where the tokenizer puts its special tokens")
+
+
+def token_counts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], char_level: bool = False) -> list[int]:
+    """Content tokens (no special tokens) of each text, tokenized as WindowEncoder tokenizes it."""
+    if not texts:
+        return []
+    if char_level:
+        enc = tokenizer([list(t) for t in texts], is_split_into_words=True, add_special_tokens=False,
+                        return_attention_mask=False, return_token_type_ids=False)
+    else:
+        enc = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
+                        return_token_type_ids=False)
+    return [len(ids) for ids in enc["input_ids"]]
+
+
+AUTO_SHARE = (999, 1000)  # data.max_length auto holds this share of the training texts (99.9 %) in one window
+
+
+def auto_max_length(counts: Sequence[int], specials: int, limit: int | None) -> int:
+    """`data.max_length: auto`: the smallest window that holds 99.9 % of the texts whole, capped at `limit`.
+
+    counts: content tokens per training text; specials: tokens the tokenizer adds around a sequence;
+    limit: the encoder's position limit. With n texts sorted by length, the window must hold text
+    number ceil(0.999 n). The result is at least 8 (the smallest window a config accepts); longer
+    texts still slide through several windows.
+    """
+    ordered = sorted(counts)
+    num, den = AUTO_SHARE
+    need = ordered[-(-len(ordered) * num // den) - 1] + specials if ordered else 0
+    need = max(8, need)
+    return min(need, limit) if limit is not None else need

@@ -6,6 +6,7 @@ Token positions never appear here; they live only between encoding and decoding.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,3 +69,38 @@ class Example:
     source: str = "<memory>"
     line: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # reader notes, e.g. DuIE "unlocated", DuEE "aliases"
+
+
+def labels_to_json(example: Example) -> str:
+    """The gold labels of an example as compact JSON (the encoded corpus stores them beside the text).
+
+    {"s": [[start, end, label], ...], "r": [[subject, predicate, [[slot, span], ...]], ...],
+     "e": [[type, [span, ...]], ...]}, each span as [start, end, label]; empty keys are left out.
+    """
+    out: dict[str, Any] = {}
+    if example.spans:
+        out["s"] = [[s.start, s.end, s.label] for s in example.spans]
+    if example.relations:
+        out["r"] = [[_span_json(r.subject), r.predicate, [[slot, _span_json(o)] for slot, o in r.objects]]
+                    for r in example.relations]
+    if example.events:
+        out["e"] = [[ev.type, [_span_json(a) for a in sorted(ev.arguments)]] for ev in example.events]
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+
+
+def example_from_json(text: str, labels: str, *, id: str | None = None, source: str = "<memory>",
+                      line: int = 0) -> Example:
+    """Inverse of labels_to_json: the Example of `text` with the labels it wrote."""
+    obj = json.loads(labels)
+    return Example(
+        text=text,
+        spans=tuple(Span(*s) for s in obj.get("s", ())),
+        relations=tuple(Relation(Span(*subject), predicate, tuple((slot, Span(*o)) for slot, o in objects))
+                        for subject, predicate, objects in obj.get("r", ())),
+        events=tuple(Event(t, frozenset(Span(*a) for a in arguments)) for t, arguments in obj.get("e", ())),
+        id=id, source=source, line=line,
+    )
+
+
+def _span_json(span: Span) -> list[Any]:
+    return [span.start, span.end, span.label]

@@ -49,6 +49,30 @@ def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
         yield lineno, raw[len(BOM):] if lineno == 1 and raw.startswith(BOM) else raw
 
 
+def is_blank(raw: bytes) -> bool:
+    """True for a line holding only JSON's own whitespace (space, tab, CR, LF): such lines are skipped."""
+    return not raw.strip(JSON_WHITESPACE.encode("ascii"))
+
+
+def decode_json_line(raw: bytes) -> dict[str, Any] | str:
+    """The JSON object of a non-blank raw line, or the message saying why it is not one.
+
+    Invalid UTF-8, malformed JSON and a value that is not an object are messages; a trailing CR or
+    LF is ignored (CRLF files read like LF ones).
+    """
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start}"
+    try:
+        obj = json.loads(line.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        return f"malformed JSON: {exc.msg} (column {exc.colno})"
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {type(obj).__name__}"
+    return obj
+
+
 def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | DataError]]:
     """Yield (line number, parsed JSON object or DataError) for each non-blank line.
 
@@ -57,23 +81,10 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | Da
     path = str(path)
     with open(path, "rb") as fh:
         for lineno, raw in numbered_lines(fh):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield lineno, DataError(path, lineno, f"invalid UTF-8 at byte {exc.start}")
+            if is_blank(raw):
                 continue
-            line = line.rstrip("\r\n")
-            if not line.strip(JSON_WHITESPACE):  # only JSON's own whitespace makes a blank line
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield lineno, DataError(path, lineno, f"malformed JSON: {exc.msg} (column {exc.colno})")
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, DataError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            yield lineno, obj
+            obj = decode_json_line(raw)
+            yield lineno, DataError(path, lineno, obj) if isinstance(obj, str) else obj
 
 
 def require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -120,36 +131,31 @@ def check_span(text: str, start: Any, end: Any, label: str, mention: str | None 
 LineParser = Callable[[dict[str, Any], str], Example]  # (JSON object of a line, file path) -> Example
 
 
-def read_lines(path: str | Path, parse: LineParser, *, skip_invalid: bool = False) -> tuple[list[Example], ReadReport]:
-    """Run `parse(obj, path)` on every line; raise or count bad lines (see module docstring)."""
-    path = str(path)
-    if not Path(path).is_file():
-        raise DataError(path, 0, "no such file")
-    report = ReadReport(path)
-    examples: list[Example] = []
-    first_line_of_id: dict[str, int] = {}
-    for lineno, obj in iter_json_lines(path):
-        report.lines += 1
-        if isinstance(obj, DataError):
-            error = obj
-        else:
-            try:
-                example = parse(obj, path)
-                if example.id is not None and example.id in first_line_of_id:
-                    raise LineError(f"duplicate id {example.id!r} (first on line {first_line_of_id[example.id]})")
-            except LineError as exc:
-                error = DataError(path, lineno, str(exc))
-            else:
-                example.source, example.line = path, lineno
-                if example.id is not None:
-                    first_line_of_id[example.id] = lineno
-                examples.append(example)
-                continue
-        if not skip_invalid:
-            raise DataError(error.path, error.line, error.message + " (pass --skip-invalid to skip bad lines)")
-        report.skipped.append(error)
-    report.examples = len(examples)
-    return examples, report
+class LineAccounting:
+    """The reader rules, applied to records in source order: a bad record raises DataError(file:line), or is
+    counted in the report when skipping; an id seen on an earlier accepted line is a bad record too."""
+
+    def __init__(self, path: str, skip_invalid: bool):
+        self.report = ReadReport(path)
+        self.skip_invalid = skip_invalid
+        self.first_line_of_id: dict[str, int] = {}
+
+    def reject(self, line: int, message: str) -> None:
+        """A bad record: raise, or count it as skipped."""
+        if not self.skip_invalid:
+            raise DataError(self.report.path, line, message + " (pass --skip-invalid to skip bad lines)")
+        self.report.skipped.append(DataError(self.report.path, line, message))
+
+    def accept(self, line: int, ident: str | None) -> bool:
+        """A record that parsed: True when it is kept; a repeated id is rejected (False when skipping)."""
+        if ident is not None:
+            first = self.first_line_of_id.get(ident)
+            if first is not None:
+                self.reject(line, f"duplicate id {ident!r} (first on line {first})")
+                return False
+            self.first_line_of_id[ident] = line
+        self.report.examples += 1
+        return True
 
 
 # --- NER formats -------------------------------------------------------------------------

@@ -10,16 +10,16 @@ from typing import Any
 
 from gplinker.data.examples import Example
 from gplinker.data.formats import (
+    LineAccounting,
     LineError,
     LineParser,
     ReadReport,
     check_encodable,
-    iter_json_lines,
     numbered_lines,
     parse_cluener,
     parse_spans,
-    read_lines,
 )
+from gplinker.data.sources import records
 from gplinker.errors import ConfigError, DataError
 
 
@@ -37,12 +37,17 @@ def _parsers() -> dict[str, tuple[str, LineParser]]:
     }
 
 
+def parser_for(fmt: str) -> LineParser:
+    """The line parser of a resolved format name."""
+    return _parsers()[fmt][1]
+
+
 DEFAULT_FORMAT = {"ner": "spans", "relation": "duie2", "event": "duee"}
 
 
 def detect_format(path: str | Path, task: str) -> str:
     """Guess the format from the first parseable line's fields; texts without labels get the task's default."""
-    for _, obj in iter_json_lines(path):
+    for _, obj in records(path):
         if isinstance(obj, DataError):
             continue
         if "label" in obj:
@@ -68,6 +73,27 @@ def resolve_format(path: str | Path, fmt: str, task: str) -> str:
     if parsers[fmt][0] != task:
         raise ConfigError(f"{path}: format '{fmt}' holds {parsers[fmt][0]} data, but the task is '{task}'")
     return fmt
+
+
+def read_lines(path: str | Path, parse: LineParser, *, skip_invalid: bool = False) -> tuple[list[Example], ReadReport]:
+    """Run `parse(obj, path)` on every record of a source (data/sources.py); raise or count bad ones."""
+    source = str(path)
+    accounting = LineAccounting(source, skip_invalid)
+    examples: list[Example] = []
+    for line, obj in records(source):
+        accounting.report.lines += 1
+        if isinstance(obj, DataError):
+            accounting.reject(line, obj.message)
+            continue
+        try:
+            example = parse(obj, source)
+        except LineError as exc:
+            accounting.reject(line, str(exc))
+            continue
+        if accounting.accept(line, example.id):
+            example.source, example.line = source, line
+            examples.append(example)
+    return examples, accounting.report
 
 
 def read_examples(

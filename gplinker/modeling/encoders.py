@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +14,41 @@ from gplinker.errors import ConfigError
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def char_vocab(texts: Iterable[str], normalize: Callable[[str], str], min_count: int = 1) -> list[str]:
-    """Vocabulary of single characters seen in `texts` (after the tokenizer's normalizer).
+def char_vocab(counts: Mapping[str, int], normalize: Callable[[str], str], min_count: int = 1) -> list[str]:
+    """Vocabulary of the single characters of a text's character counts, after the tokenizer's normalizer.
 
-    Each character c appears as `c` and `##c`, so WordPiece splits any word into characters and
-    every character keeps its own offsets.
+    Each character is normalized on its own; the BERT normalizer (control characters, CJK spacing,
+    lower case, accent stripping) acts character by character, so the counts equal those of the
+    normalized texts. Each character c appears as `c` and `##c`, so WordPiece splits any word into
+    characters and every character keeps its own offsets.
     """
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(ch for ch in normalize(text) if not ch.isspace())
-    chars = sorted(ch for ch, n in counts.items() if n >= min_count)
+    normalized: Counter[str] = Counter()
+    for ch, n in counts.items():
+        for c in normalize(ch):
+            if not c.isspace():
+                normalized[c] += n
+    chars = sorted(ch for ch, n in normalized.items() if n >= min_count)
     return SPECIAL_TOKENS + chars + ["##" + ch for ch in chars]
 
 
-def scratch_tokenizer(texts: Iterable[str], min_count: int = 1) -> Any:
-    """A BERT WordPiece tokenizer over the characters of `texts`."""
+def char_counts(texts: Iterable[str]) -> Counter[str]:
+    """How often each character occurs in `texts`."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(text)
+    return counts
+
+
+def scratch_tokenizer(texts: Iterable[str] | Mapping[str, int], min_count: int = 1) -> Any:
+    """A BERT WordPiece tokenizer over the characters of `texts` (or of character counts, see char_counts)."""
     from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
+    counts = texts if isinstance(texts, Mapping) else char_counts(texts)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "vocab.txt").write_text("\n".join(SPECIAL_TOKENS) + "\n", encoding="utf-8")
         base = BertTokenizerFast.from_pretrained(tmp)
         normalize = base.backend_tokenizer.normalizer.normalize_str
-        vocab = char_vocab(texts, normalize, min_count)
+        vocab = char_vocab(counts, normalize, min_count)
         (Path(tmp) / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
         return BertTokenizerFast.from_pretrained(tmp)
 

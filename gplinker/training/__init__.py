@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.progress import Progress
 
 from gplinker import distributed as dist
 from gplinker.config import TrainConfig
@@ -65,12 +66,13 @@ class FitResult:
 
 def fit(model: torch.nn.Module, make_batch: MakeBatch, batch_order: BatchOrder, cfg: TrainConfig, *,
         save_model: SaveModel, evaluate: Evaluate | None = None, resume_from: Path | None = None,
-        console: Console | None = None) -> FitResult:
+        console: Console | None = None, progress: Progress | None = None) -> FitResult:
     """Train `model`; `batch_order(epoch)` gives that epoch's micro-batches as index lists for `make_batch`.
 
     Writes into cfg.output_dir (rank 0 alone under torchrun): best/, checkpoint-<step>/, last/,
     history.json, train_log.jsonl and tensorboard/. `evaluate(model)` gives (main score, scores);
-    without it every evaluation counts as the best. `resume_from` is a checkpoint dir to continue.
+    without it every evaluation counts as the best. `resume_from` is a checkpoint dir to continue. `progress`
+    is a running display for the training bar (see ProgressReport); without it fit draws its own.
     """
     out = Path(cfg.output_dir)
     device = dist.setup(cfg.device) or pick_device(cfg.device)
@@ -91,7 +93,7 @@ def fit(model: torch.nn.Module, make_batch: MakeBatch, batch_order: BatchOrder, 
 
     checkpoints = Checkpoints(out, model, state, opt, save_model, cfg.keep_checkpoints)
     train_log = TrainLog(out, cfg.log_every, total_steps) if main_rank else None
-    with ProgressReport(console, total_steps, done=state.step) as report:
+    with ProgressReport(console, total_steps, done=state.step, progress=progress) as report:
         steps = train_steps(trained, make_batch, batch_order, cfg, opt, device, state=state,
                             total_steps=total_steps, evaluate=evaluate)
         for step in steps:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -29,8 +31,9 @@ from gplinker.errors import GPLinkerError
 MAX_BAD_STEPS = 10  # consecutive non-finite losses before training stops
 
 Evaluate = Callable[[torch.nn.Module], tuple[float, dict[str, Any]]]  # model -> (main score, all scores)
-MakeBatch = Callable[[list[int]], dict[str, Any]]  # dataset indices -> collated batch
-BatchOrder = Callable[[int], list[list[int]]]  # epoch -> that epoch's micro-batches as index lists
+Indices = Sequence[int] | npt.NDArray[np.int64]  # window indices of one micro-batch
+MakeBatch = Callable[[Indices], dict[str, Any]]  # dataset indices -> collated batch
+BatchOrder = Callable[[int], Sequence[Indices]]  # epoch -> that epoch's micro-batches as index lists
 
 
 @dataclass
@@ -167,7 +170,7 @@ def train_steps(model: torch.nn.Module, make_batch: MakeBatch, batch_order: Batc
 
 
 def micro_batch_groups(state: LoopState, batch_order: BatchOrder,
-                       size: int) -> Iterator[tuple[int, list[list[int]], bool]]:
+                       size: int) -> Iterator[tuple[int, list[Indices], bool]]:
     """(epoch, the next `size` micro-batches, whether they end the epoch), without end.
 
     The state's position moves past a group before the group is handed out, so a checkpoint taken
@@ -178,7 +181,7 @@ def micro_batch_groups(state: LoopState, batch_order: BatchOrder,
     while True:
         epoch, batches = state.epoch, batch_order(state.epoch)
         while state.epoch == epoch:
-            group = batches[state.batch_in_epoch : state.batch_in_epoch + size]
+            group = list(batches[state.batch_in_epoch : state.batch_in_epoch + size])
             state.batch_in_epoch += len(group)
             ends_epoch = state.batch_in_epoch >= len(batches)
             if ends_epoch:
@@ -186,7 +189,7 @@ def micro_batch_groups(state: LoopState, batch_order: BatchOrder,
             yield epoch, group, ends_epoch
 
 
-def accumulate_gradients(model: torch.nn.Module, make_batch: MakeBatch, group: list[list[int]],
+def accumulate_gradients(model: torch.nn.Module, make_batch: MakeBatch, group: list[Indices],
                          scaler: torch.amp.GradScaler, amp: str, device: torch.device) -> float:
     """Forward and backward over one step's micro-batches; returns the sum of their losses on this rank.
 
@@ -198,8 +201,8 @@ def accumulate_gradients(model: torch.nn.Module, make_batch: MakeBatch, group: l
     loss_sum = 0.0
     for k, indices in enumerate(group):
         mine = dist.shard(indices)
-        weight = 1.0 if mine else 0.0  # a rank with no item still joins the all-reduce, with zero gradient
-        batch = to_device(make_batch(mine or indices[:1]), device)
+        weight = 1.0 if len(mine) else 0.0  # a rank with no item still joins the all-reduce, with zero gradient
+        batch = to_device(make_batch(mine if len(mine) else indices[:1]), device)
         sync: AbstractContextManager[Any] = ddp.no_sync() if ddp is not None and k < len(group) - 1 else nullcontext()
         with sync, amp_context(amp, device):
             loss = model(**batch).loss
@@ -227,6 +230,7 @@ def current_lr(opt: Optimisation) -> float:
 def run_evaluation(model: torch.nn.Module, evaluate: Evaluate | None, state: LoopState) -> Evaluation:
     """Score `model` (in eval mode), record it in state.history and update the best score and patience count."""
     scores: dict[str, Any] = {}
+    started = time.perf_counter()
     if evaluate is not None:
         model.eval()
         score, scores = evaluate(model)
@@ -235,7 +239,8 @@ def run_evaluation(model: torch.nn.Module, evaluate: Evaluate | None, state: Loo
     else:
         score, improved = float("nan"), True
     metrics = flat_numbers(scores)
-    entry = {"step": state.step, "epoch": state.epoch, "score": score, **metrics}
+    seconds = round(time.perf_counter() - started, 3)  # wall time of the evaluation, logged with its scores
+    entry = {"step": state.step, "epoch": state.epoch, "score": score, **metrics, "seconds": seconds}
     state.history.append(entry)
     if improved:
         state.best_score, state.best_step, state.evals_since_best = score, state.step, 0

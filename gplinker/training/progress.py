@@ -12,31 +12,36 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 
-from gplinker.console import say
+from gplinker.console import make_progress, say
 from gplinker.training.loop import Step
 
 log = logging.getLogger("gplinker")
 
 
 class ProgressReport:
-    def __init__(self, console: Console | None, total_steps: int, done: int = 0):
+    """The training bar (steps, rate, ETA, latest loss) on `progress`, or on its own display when none is given.
+
+    A caller that passes its own running `progress` can put other tasks on the same display (the
+    evaluation's bar, in `gplinker train`); it starts and stops that display itself.
+    """
+
+    def __init__(self, console: Console | None, total_steps: int, done: int = 0, progress: Progress | None = None):
         self.console = console
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-            console=console, disable=console is None, transient=False,
-        )
+        self.owned = progress is None
+        self.progress = progress or make_progress(console, "steps", info=True)
         self.task = self.progress.add_task("train", total=total_steps, completed=done, info="")
 
     def __enter__(self) -> ProgressReport:
-        self.progress.__enter__()
+        if self.owned:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.progress.__exit__(kind, value, traceback)
+        if self.owned:
+            self.progress.__exit__(kind, value, traceback)
 
     def add(self, step: Step, line: dict[str, Any] | None = None) -> None:
         """Show `step`; `line` is the train log line written for it, if any."""

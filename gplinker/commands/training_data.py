@@ -1,0 +1,133 @@
+"""The training data of `gplinker train`: a parsed corpus and its windows, from the encoding cache when it has them.
+
+Stages, each cached under its own key (data/cache.py) and shown on a progress bar:
+  1. corpus   the source's records read and checked into Arrow (data/corpus.py)
+  2. lengths  token counts of the texts, when `data.max_length` is auto (data/encoding.py)
+  3. windows  the windows and targets of every kept record (tasks/training_windows.py)
+Under torchrun rank 0 builds each entry and the other ranks open it after a barrier, so no two
+processes write one entry. With the cache off every rank builds its own in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from gplinker import distributed as dist
+from gplinker.console import make_progress, say
+from gplinker.data import cache
+from gplinker.data.corpus import Corpus, load_corpus, parse_source, save_meta
+from gplinker.data.encoding import WindowEncoder, auto_max_length, special_tokens_around, token_counts
+from gplinker.data.sources import fingerprint
+from gplinker.data.window_table import WindowTable, load_windows
+from gplinker.data.window_table import save_meta as save_window_meta
+from gplinker.tasks.base import Task
+from gplinker.tasks.training_windows import encode_windows
+
+MAX_AUTO_PROCS = 8
+
+
+def num_procs(configured: int) -> int:
+    """data.num_proc, with 0 meaning one per CPU core (at most MAX_AUTO_PROCS)."""
+    return configured if configured > 0 else max(1, min(MAX_AUTO_PROCS, os.cpu_count() or 1))
+
+
+@contextmanager
+def data_progress(console: Console | None) -> Iterator[Progress | None]:
+    """A progress display for the data stages (rows, rate, ETA); None without a console."""
+    if console is None:
+        yield None
+        return
+    with make_progress(console, "rows", transient=True) as progress:
+        yield progress
+
+
+class TrainingData:
+    """Where the stages put their entries (the cache, or a temporary directory) and who builds them."""
+
+    def __init__(self, output_dir: str | Path, num_proc: int, console: Console | None):
+        self.root = cache.work_dir(output_dir)
+        self.shared = cache.cache_dir(output_dir) is not None
+        self.num_proc = num_procs(num_proc)
+        self.console = console
+
+    def _built_by_rank_0(self, kind: str, key: str, build: Any) -> Path:
+        """The entry kind-key: opened when present, else built (by rank 0 when the cache is shared)."""
+        path = cache.entry(self.root, kind, key)
+        if path is None and (dist.is_main() or not self.shared):
+            tmp = cache.staging(self.root, kind, key)
+            build(tmp)
+            path = cache.commit(tmp, self.root, kind, key)
+        if self.shared:
+            dist.barrier()
+            path = path or cache.entry(self.root, kind, key)
+        if path is None:
+            raise RuntimeError(f"cache entry {kind}-{key} is missing after rank 0 built it")
+        return path
+
+    def corpus(self, source: str, fmt: str, skip_invalid: bool) -> tuple[Corpus, str, bool]:
+        """(corpus, its key, cache hit) of the training source."""
+        key = cache.corpus_key(fingerprint(source), fmt)
+        hit = cache.entry(self.root, "corpus", key) is not None
+
+        def build(tmp: Path) -> None:
+            with data_progress(self.console) as progress:
+                corpus = parse_source(source, fmt, directory=tmp, num_proc=self.num_proc, skip_invalid=skip_invalid,
+                                      progress=progress)
+            save_meta(corpus, tmp)
+
+        path = self._built_by_rank_0("corpus", key, build)
+        return load_corpus(path, source, skip_invalid), key, hit
+
+    def max_length(self, corpus: Corpus, corpus_key: str, tokenizer: Any, char_level: bool,
+                   limit: int | None) -> tuple[int, dict[str, Any]]:
+        """data.max_length auto for this corpus and tokenizer, and the token-count summary behind it."""
+        path = self.root / f"lengths-{cache.lengths_key(corpus_key, tokenizer, char_level)}.json"
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            counts: list[int] = []
+            batch: list[str] = []
+            for text in corpus.texts():
+                batch.append(text)
+                if len(batch) == 4096:
+                    counts += token_counts(tokenizer, batch, char_level)
+                    batch = []
+            counts += token_counts(tokenizer, batch, char_level)
+            summary = {"texts": len(counts), "max": max(counts, default=0),
+                       "need": auto_max_length(counts, 0, None) if counts else 0}
+            if dist.is_main() or not self.shared:
+                tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+                tmp.write_text(json.dumps(summary), encoding="utf-8")
+                os.replace(tmp, path)
+        prefix, suffix = special_tokens_around(tokenizer)
+        specials = len(prefix) + len(suffix)
+        need = max(8, int(summary["need"]) + specials)
+        return (min(need, limit) if limit is not None else need), summary
+
+    def windows(self, corpus: Corpus, corpus_key: str, tokenizer: Any, task: Task, *, max_length: int, stride: int,
+                char_level: bool) -> tuple[WindowTable, bool]:
+        """(windows with targets, cache hit) of every kept record of the corpus."""
+        key = cache.windows_key(corpus_key, tokenizer, task, max_length=max_length, stride=stride,
+                                char_level=char_level)
+        hit = cache.entry(self.root, "windows", key) is not None
+        encoder = WindowEncoder(tokenizer, max_length, stride, char_level)
+
+        def build(tmp: Path) -> None:
+            with data_progress(self.console) as progress:
+                table = encode_windows(corpus, encoder, task, directory=tmp, num_proc=self.num_proc,
+                                       progress=progress)
+            save_window_meta(table, tmp, {"max_length": max_length, "stride": stride})
+
+        path = self._built_by_rank_0("windows", key, build)
+        table, _ = load_windows(path)
+        if hit:
+            say(self.console, f"training windows read from the encoding cache ({len(table)} windows, key {key[:12]})")
+        return table, hit

@@ -1,0 +1,118 @@
+"""Training windows in Arrow: one row per window, memory-mapped; batches are gathered from the map.
+
+Columns (written by tasks/training_windows.py):
+    example (int64)      row of the corpus the window comes from
+    window (int32)       its index among that example's windows
+    input_ids (int32[])  token ids, special tokens included
+    length (int32)       len(input_ids), for length bucketing
+    unplaced (int32)     on an example's first window: its gold items no window can express; else 0
+    t_<head> (int32[])   positive cells of that head, flattened (channel, i, j) triples
+Nothing per window lives in Python between batches: `lengths` is one numpy array, and `batch`
+takes the rows it needs from the memory map.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from gplinker.data.batching import LabelledBatch
+from gplinker.data.mapping import open_files
+
+TARGET_PREFIX = "t_"
+
+
+def window_features(heads: list[str]) -> Any:
+    """Arrow column types of a window table with these heads."""
+    import datasets
+
+    ints = datasets.Sequence(datasets.Value("int32"))
+    columns = {"example": datasets.Value("int64"), "window": datasets.Value("int32"), "input_ids": ints,
+               "length": datasets.Value("int32"), "unplaced": datasets.Value("int32")}
+    return datasets.Features({**columns, **{TARGET_PREFIX + h: ints for h in heads}})
+
+
+@dataclass
+class WindowTable:
+    """Memory-mapped training windows with their targets; `batch(indices)` collates like batching.collate."""
+
+    dataset: Any  # datasets.Dataset, columns in the module docstring
+    heads: list[str]
+    files: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._table = self.dataset.data.table  # pyarrow Table over the memory-mapped files
+        self.lengths: npt.NDArray[np.int32] = self._column("length")
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _column(self, name: str) -> npt.NDArray[Any]:
+        return np.asarray(self._table.column(name).to_numpy())
+
+    def unplaced(self) -> int:
+        """Gold items of the kept examples that no window can express."""
+        return int(self._column("unplaced").sum())
+
+    def batch(self, indices: Any, pad_id: int, head_channels: dict[str, int]) -> LabelledBatch:
+        """Padded input_ids and attention_mask (B, L) and sparse labels (B, C, K) per head, for window `indices`.
+
+        Same tensors as batching.collate over the same windows: labels hold each (window, channel)'s
+        sorted distinct cells i * L + j, padded with -1, K >= 1.
+        """
+        import pyarrow as pa
+
+        rows = self._table.take(pa.array(np.asarray(indices, dtype=np.int64)))
+        offsets, values = _flat(rows.column("input_ids"))
+        sizes = np.diff(offsets)
+        b, length = len(sizes), int(sizes.max()) if len(sizes) else 0
+        row = np.repeat(np.arange(b), sizes)
+        col = np.arange(len(values)) - np.repeat(offsets[:-1], sizes)
+        input_ids = torch.full((b, length), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((b, length), dtype=torch.long)
+        input_ids[row, col] = torch.from_numpy(values.astype(np.int64))
+        attention_mask[row, col] = 1
+        labels = {head: _sparse_labels(rows.column(TARGET_PREFIX + head), b, channels, length)
+                  for head, channels in head_channels.items()}
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def _flat(column: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """(offsets (n + 1,), values) of a list<int32> column taken from the table."""
+    array = column.combine_chunks()
+    offsets = np.asarray(array.offsets.to_numpy(), dtype=np.int64)
+    values = np.asarray(array.values.to_numpy(zero_copy_only=False), dtype=np.int32)
+    return offsets - offsets[0], values[offsets[0] : offsets[-1]]
+
+
+def _sparse_labels(column: Any, b: int, channels: int, length: int) -> torch.Tensor:
+    """(B, C, K) distinct flat cells i * L + j per (window, channel), ascending, -1 padded."""
+    offsets, values = _flat(column)
+    cells = values.reshape(-1, 3).astype(np.int64)  # (channel, i, j)
+    window = np.repeat(np.arange(b), np.diff(offsets) // 3)
+    keys = (window * channels + cells[:, 0]) * (length * length) + cells[:, 1] * length + cells[:, 2]
+    unique = np.unique(keys)  # sorted: by (window, channel), then by cell
+    group, cell = unique // (length * length), unique % (length * length)
+    position = np.arange(len(unique)) - np.searchsorted(group, group, side="left")
+    k = max(1, int(position.max()) + 1 if len(unique) else 1)
+    labels = torch.full((b * channels, k), -1, dtype=torch.long)
+    labels[torch.from_numpy(group), torch.from_numpy(position)] = torch.from_numpy(cell)
+    return labels.view(b, channels, k)
+
+
+def save_meta(table: WindowTable, directory: Path, extra: dict[str, Any]) -> None:
+    """meta.json of a window cache entry: heads, Arrow files and what the encoding reported."""
+    meta = {"heads": table.heads, "files": table.files, **extra}
+    (directory / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+
+def load_windows(directory: Path) -> tuple[WindowTable, dict[str, Any]]:
+    """The window table of a cache entry and its meta.json."""
+    meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    return WindowTable(open_files(directory, meta["files"]), list(meta["heads"]), list(meta["files"])), meta

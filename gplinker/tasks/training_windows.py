@@ -1,0 +1,59 @@
+"""Training windows of a corpus for a task: the `Dataset.map` that turns parsed records into window rows.
+
+Each kept record (data/corpus.py) is tokenized and cut into windows (`encoding.WindowEncoder`);
+each window gets the task's targets, flattened into its t_<head> columns (data/window_table.py),
+and the record's first window carries how many of its gold items the oracle round trip loses
+(`oracle.oracle_predictions`), so that training can say so without keeping examples around.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from gplinker.data.corpus import Corpus
+from gplinker.data.encoding import WindowEncoder
+from gplinker.data.examples import example_from_json
+from gplinker.data.mapping import map_in_chunks
+from gplinker.data.window_table import TARGET_PREFIX, WindowTable, window_features
+from gplinker.tasks.base import Task
+from gplinker.tasks.oracle import oracle_predictions
+
+
+def window_batch(batch: dict[str, list[Any]], indices: list[int], *, encoder: WindowEncoder, task: Task,
+                 skipped_lines: frozenset[int], heads: list[str]) -> dict[str, list[Any]]:
+    """The window map: rows (module docstring of data/window_table.py) for a batch of corpus rows."""
+    kept = [k for k, (line, error) in enumerate(zip(batch["line"], batch["error"]))
+            if not error and line not in skipped_lines]
+    examples = [example_from_json(batch["text"][k], batch["labels"][k]) for k in kept]
+    windows = encoder.encode([e.text for e in examples])
+    for w in windows:
+        w.targets = task.targets(examples[w.example_index], w)
+    oracle = oracle_predictions(task, examples, windows)
+    lost = [len(set(task.gold(e)) - set(p)) for e, p in zip(examples, oracle)]
+    out: dict[str, list[Any]] = {"example": [], "window": [], "input_ids": [], "length": [], "unplaced": [],
+                                 **{TARGET_PREFIX + h: [] for h in heads}}
+    for w in windows:
+        out["example"].append(indices[kept[w.example_index]])
+        out["window"].append(w.window_index)
+        out["input_ids"].append(w.input_ids)
+        out["length"].append(len(w.input_ids))
+        out["unplaced"].append(lost[w.example_index] if w.window_index == 0 else 0)
+        targets = w.targets or {}
+        for h in heads:
+            out[TARGET_PREFIX + h].append([x for cell in targets.get(h, ()) for x in cell])
+    return out
+
+
+def encode_windows(corpus: Corpus, encoder: WindowEncoder, task: Task, *, directory: Path, num_proc: int,
+                   progress: Progress | None = None) -> WindowTable:
+    """Every kept record of `corpus` as training windows with targets, in Arrow files under `directory`."""
+    heads = [h.name for h in task.heads()]
+    dataset, files = map_in_chunks(
+        corpus.dataset.select_columns(["line", "error", "text", "labels"]), window_batch, directory=directory,
+        name="windows", fn_kwargs={"encoder": encoder, "task": task, "skipped_lines": corpus.skipped_lines,
+                                   "heads": heads},
+        num_proc=num_proc, progress=progress, description="encoding", features=window_features(heads))
+    return WindowTable(dataset, heads, files)
