@@ -74,6 +74,9 @@ class ModelConfig:
     head: str = opt("egp", "pointer head: egp (Efficient GlobalPointer) | gp (standard GlobalPointer)")
     head_size: int = opt(64, "inner size of each pointer head")
     threshold: float = opt(0.0, "decoding threshold on the logits (0 = probability 0.5)")
+    max_span_length: int | str = opt("auto", "longest span in tokens the span heads score: auto = 1.25 x the "
+                                     "longest training span, per head and (for labels with >= 100 training spans) "
+                                     "per label; N = N tokens for every span head; none = any length")
     trust_remote_code: bool = opt(False, "allow a model dir from elsewhere to run its own code (off by default)")
     scratch: ScratchConfig = field(default_factory=ScratchConfig, metadata={"help": "sizes of the scratch encoder"})
 
@@ -234,6 +237,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"data.max_length must be at least 8, got {max_length}")
     if isinstance(max_length, int) and not 0 <= config.data.stride < max_length - 4:
         raise ConfigError(f"data.stride must be in [0, max_length - 4), got {config.data.stride}")
+    span = config.model.max_span_length
+    if isinstance(span, str) and span not in ("auto", "none") or isinstance(span, int) and span < 1:
+        raise ConfigError(f"model.max_span_length must be auto, none or a number of tokens >= 1, got {span!r}")
     if config.data.num_proc < 0:
         raise ConfigError(f"data.num_proc must be 0 (one per core) or more, got {config.data.num_proc}")
     for name in ("batch_size", "eval_batch_size", "grad_accum", "keep_checkpoints"):

@@ -9,10 +9,15 @@ from dataclasses import dataclass
 class HeadSpec:
     """One pointer head: `channels` score matrices over (start token i, end token j).
 
-    `rope` rotates q and k by position (the score sees j - i); `tril_mask` masks cells i > j.
+    `rope` rotates q and k by position (the score sees j - i); `tril_mask` masks cells i > j;
+    `max_span` masks spans of more tokens (None: any length; link heads, whose cells pair two
+    spans' heads or tails, always keep their full range). `span_head` says whether the head's
+    cells are spans (subject to model.max_span_length) rather than links.
     """
 
     name: str
     channels: int
     rope: bool = True
     tril_mask: bool = True
+    span_head: bool = True
+    max_span: int | None = None

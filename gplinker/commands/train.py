@@ -27,6 +27,8 @@ from gplinker.data.examples import Example
 from gplinker.data.formats import ReadReport
 from gplinker.data.reading import read_examples, resolve_format
 from gplinker.data.schema import Schema, load_duee_schema, load_duie_schema, schema_from_examples
+from gplinker.data.span_limits import limits_from_training
+from gplinker.data.window_table import WindowTable
 from gplinker.devices import seed_everything
 from gplinker.errors import ConfigError, GPLinkerError
 from gplinker.model_format import MODEL_FORMAT
@@ -143,6 +145,10 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
 
     windows, _ = data.windows(corpus, corpus_key, tokenizer, task, max_length=max_length, stride=cfg.data.stride,
                               char_level=cfg.data.char_level)
+    if resume_from is None:
+        section["limits"] = span_limits(cfg, model, windows, console)
+    else:
+        section["limits"] = saved.get("limits", {})
     unplaced = windows.unplaced()
     if unplaced:
         say(console, f"[yellow]{unplaced} gold item(s) of the training data cannot be expressed in token "
@@ -150,8 +156,10 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     channels = {h.name: h.channels for h in task.heads()}
 
+    max_spans = {h.name: h.max_span for h in model.head_specs if h.span_head}
+
     def make_batch(indices: Indices) -> dict[str, Any]:
-        return dict(windows.batch(indices, pad_id, channels))
+        return dict(windows.batch(indices, pad_id, channels, max_spans))
 
     def batch_order(epoch: int) -> list[Any]:
         return train_batches(windows.lengths, cfg.train.batch_size, cfg.train.seed, epoch)
@@ -182,6 +190,39 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
     result = fit(model=model, make_batch=make_batch, batch_order=batch_order, cfg=cfg.train, save_model=save_model,
                  evaluate=evaluate, resume_from=resume_from, console=console)
     return TrainReport(result, corpus.report, dev_report, len(windows), unplaced)
+
+
+def span_limits(cfg: Config, model: GPLinkerModel, windows: WindowTable, console: Console | None) -> dict[str, Any]:
+    """Apply model.max_span_length to the span heads; returns the `limits` section saved with the model.
+
+    limits: the longest training window, and per span head the longest training span and the number
+    of spans of each channel, plus the decoding limit of each channel (data/span_limits.py).
+    """
+    setting = cfg.model.max_span_length
+    limits: dict[str, Any] = {"max_window": int(windows.lengths.max()) if len(windows) else 0, "heads": {}}
+    mask: dict[str, int | None] = {}
+    cut = 0
+    for spec in model.head_specs:
+        if not spec.span_head:
+            continue
+        longest, counts = windows.span_tokens(spec.name, spec.channels)
+        learned = limits_from_training(longest, counts)
+        if setting == "auto":
+            mask[spec.name], channels = learned.max_span, learned.channels
+        else:
+            mask[spec.name], channels = (None if setting == "none" else int(setting)), [None] * spec.channels
+        limits["heads"][spec.name] = {"longest": longest, "count": counts, "max_span": mask[spec.name],
+                                      "channels": channels}
+        limit = mask[spec.name]
+        if limit is not None and max(longest, default=0) > limit:
+            cut += sum(1 for n in longest if n > limit)
+    model.limit_spans(mask)
+    shown = ", ".join(f"{name} {n if n is not None else 'any'}" for name, n in mask.items())
+    say(console, f"span heads score spans of at most: {shown} tokens (model.max_span_length {setting})")
+    if cut:
+        say(console, f"[yellow]{cut} label(s) have gold spans longer than model.max_span_length {setting}: those "
+                     "spans are left out of training and can never be predicted[/]")
+    return limits
 
 
 def resolve_max_length(cfg: Config, data: TrainingData, corpus: Corpus, corpus_key: str, tokenizer: Any,

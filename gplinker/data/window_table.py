@@ -56,15 +56,28 @@ class WindowTable:
     def _column(self, name: str) -> npt.NDArray[Any]:
         return np.asarray(self._table.column(name).to_numpy())
 
+    def span_tokens(self, head: str, channels: int) -> tuple[list[int], list[int]]:
+        """(longest span in tokens, number of spans) per channel of a head's training targets."""
+        longest = np.zeros(channels, dtype=np.int64)
+        counts = np.zeros(channels, dtype=np.int64)
+        for chunk in self._table.column(TARGET_PREFIX + head).chunks:
+            cells = np.asarray(chunk.flatten().to_numpy(zero_copy_only=False), dtype=np.int64).reshape(-1, 3)
+            if len(cells):
+                np.maximum.at(longest, cells[:, 0], cells[:, 2] - cells[:, 1] + 1)
+                np.add.at(counts, cells[:, 0], 1)
+        return longest.tolist(), counts.tolist()
+
     def unplaced(self) -> int:
         """Gold items of the kept examples that no window can express."""
         return int(self._column("unplaced").sum())
 
-    def batch(self, indices: Any, pad_id: int, head_channels: dict[str, int]) -> LabelledBatch:
+    def batch(self, indices: Any, pad_id: int, head_channels: dict[str, int],
+              max_spans: dict[str, int | None] | None = None) -> LabelledBatch:
         """Padded input_ids and attention_mask (B, L) and sparse labels (B, C, K) per head, for window `indices`.
 
         Same tensors as batching.collate over the same windows: labels hold each (window, channel)'s
-        sorted distinct cells i * L + j, padded with -1, K >= 1.
+        sorted distinct cells i * L + j, padded with -1, K >= 1. With max_spans, a head's gold spans of
+        more tokens are left out (the head masks those cells, so they cannot be positives).
         """
         import pyarrow as pa
 
@@ -78,7 +91,8 @@ class WindowTable:
         attention_mask = torch.zeros((b, length), dtype=torch.long)
         input_ids[row, col] = torch.from_numpy(values.astype(np.int64))
         attention_mask[row, col] = 1
-        labels = {head: _sparse_labels(rows.column(TARGET_PREFIX + head), b, channels, length)
+        limits = max_spans or {}
+        labels = {head: _sparse_labels(rows.column(TARGET_PREFIX + head), b, channels, length, limits.get(head))
                   for head, channels in head_channels.items()}
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
@@ -91,11 +105,14 @@ def _flat(column: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
     return offsets - offsets[0], values[offsets[0] : offsets[-1]]
 
 
-def _sparse_labels(column: Any, b: int, channels: int, length: int) -> torch.Tensor:
+def _sparse_labels(column: Any, b: int, channels: int, length: int, max_span: int | None = None) -> torch.Tensor:
     """(B, C, K) distinct flat cells i * L + j per (window, channel), ascending, -1 padded."""
     offsets, values = _flat(column)
     cells = values.reshape(-1, 3).astype(np.int64)  # (channel, i, j)
     window = np.repeat(np.arange(b), np.diff(offsets) // 3)
+    if max_span is not None:
+        fits = cells[:, 2] - cells[:, 1] + 1 <= max_span
+        cells, window = cells[fits], window[fits]
     keys = (window * channels + cells[:, 0]) * (length * length) + cells[:, 1] * length + cells[:, 2]
     unique = np.unique(keys)  # sorted: by (window, channel), then by cell
     group, cell = unique // (length * length), unique % (length * length)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,18 @@ class GPLinkerModel(nn.Module):
         self.head_type, self.head_size = head_type, head_size
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleDict({
-            h.name: pointer(hidden, h.channels, head_size, rope=h.rope, tril_mask=h.tril_mask) for h in heads
+            h.name: pointer(hidden, h.channels, head_size, rope=h.rope, tril_mask=h.tril_mask, max_span=h.max_span)
+            for h in heads
         })
+
+    def limit_spans(self, max_span: dict[str, int | None]) -> None:
+        """Mask spans of more than max_span[head] tokens in those span heads (loss and decoding); None: any length."""
+        self.head_specs = [replace(h, max_span=max_span[h.name]) if h.span_head and h.name in max_span else h
+                           for h in self.head_specs]
+        for spec in self.head_specs:
+            head = self.heads[spec.name]
+            assert isinstance(head, (EfficientGlobalPointer, GlobalPointer))
+            head.max_span = spec.max_span
 
     @property
     def model_type(self) -> str:

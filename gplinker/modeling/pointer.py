@@ -51,19 +51,28 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + rotated * sin
 
 
-def _dropped_cells(mask: Tensor, tril_mask: bool) -> Tensor:
-    """Bool (B, L, L): True where cell (i, j) is masked (i or j padding, or i > j with tril_mask)."""
+def _dropped_cells(mask: Tensor, tril_mask: bool, max_span: int | None = None) -> Tensor:
+    """Bool (B, L, L): True where cell (i, j) is masked.
+
+    Masked: i or j is padding; with tril_mask, i > j; with max_span, spans of more than max_span
+    tokens (j - i + 1 > max_span), which the training data never held, so the heads never learned
+    them as negatives (model.max_span_length).
+    """
     keep = mask.bool()  # (B, L)
     drop = ~(keep[:, :, None] & keep[:, None, :])  # (B, L, L), by broadcasting: no ones_like/tril tensors
-    if tril_mask:
+    if tril_mask or max_span is not None:
         pos = torch.arange(mask.shape[-1], device=mask.device)
-        drop |= pos[:, None] > pos[None, :]  # (L, L)
+        gap = pos[None, :] - pos[:, None]  # (L, L): j - i
+        if tril_mask:
+            drop |= gap < 0
+        if max_span is not None:
+            drop |= gap >= max_span
     return drop
 
 
-def _mask_logits_(logits: Tensor, mask: Tensor, tril_mask: bool) -> Tensor:
-    """Fill padded rows/columns and (optionally) cells i > j of fresh logits (B, H, L, L) in place."""
-    return logits.masked_fill_(_dropped_cells(mask, tril_mask)[:, None], mask_value(logits.dtype))
+def _mask_logits_(logits: Tensor, mask: Tensor, tril_mask: bool, max_span: int | None = None) -> Tensor:
+    """Fill the masked cells (see _dropped_cells) of fresh logits (B, H, L, L) in place."""
+    return logits.masked_fill_(_dropped_cells(mask, tril_mask, max_span)[:, None], mask_value(logits.dtype))
 
 
 def egp_logits(qk: Tensor, start: Tensor, end: Tensor, drop: Tensor) -> Tensor:
@@ -185,9 +194,11 @@ class _PairScores(torch.autograd.Function):
 class EfficientGlobalPointer(nn.Module):
     """Efficient GlobalPointer (Su, kexue.fm/archives/8877): shared q/k, per-head start/end biases."""
 
-    def __init__(self, hidden_size: int, heads: int, head_size: int = 64, rope: bool = True, tril_mask: bool = True):
+    def __init__(self, hidden_size: int, heads: int, head_size: int = 64, rope: bool = True, tril_mask: bool = True,
+                 max_span: int | None = None):
         super().__init__()
         self.heads, self.head_size, self.rope, self.tril_mask = heads, head_size, rope, tril_mask
+        self.max_span = max_span  # spans of more tokens are masked (None: any length)
         self.p_dense = nn.Linear(hidden_size, 2 * head_size)
         self.q_dense = nn.Linear(2 * head_size, 2 * heads)
 
@@ -201,7 +212,7 @@ class EfficientGlobalPointer(nn.Module):
         qk = torch.einsum("bmd,bnd->bmn", qw, kw) / self.head_size**0.5  # (B, L, L)
         bias = self.q_dense(x).transpose(1, 2) / 2  # (B, 2H, L)
         # odd channels score the start i, even channels the end j
-        return EgpParts(qk, bias[:, 1::2], bias[:, ::2], _dropped_cells(mask, self.tril_mask))
+        return EgpParts(qk, bias[:, 1::2], bias[:, ::2], _dropped_cells(mask, self.tril_mask, self.max_span))
 
     def forward(self, hidden: Tensor, mask: Tensor) -> PairScores:
         """Span logits (B, heads, L, L) and their parts, for hidden (B, L, D) and mask (B, L), 1 = real token."""
@@ -213,9 +224,11 @@ class EfficientGlobalPointer(nn.Module):
 class GlobalPointer(nn.Module):
     """Standard GlobalPointer (Su, kexue.fm/archives/8373): one q/k projection per head."""
 
-    def __init__(self, hidden_size: int, heads: int, head_size: int = 64, rope: bool = True, tril_mask: bool = True):
+    def __init__(self, hidden_size: int, heads: int, head_size: int = 64, rope: bool = True, tril_mask: bool = True,
+                 max_span: int | None = None):
         super().__init__()
         self.heads, self.head_size, self.rope, self.tril_mask = heads, head_size, rope, tril_mask
+        self.max_span = max_span  # spans of more tokens are masked (None: any length)
         self.dense = nn.Linear(hidden_size, heads * 2 * head_size)
 
     def forward(self, hidden: Tensor, mask: Tensor) -> PairScores:
@@ -229,4 +242,4 @@ class GlobalPointer(nn.Module):
             qw, kw = apply_rope(qw, cos, sin), apply_rope(kw, cos, sin)
         # scale q (L*d values) rather than the (B, H, L, L) logits
         logits = torch.einsum("bmhd,bnhd->bhmn", qw / self.head_size**0.5, kw)  # (B, H, L, L)
-        return PairScores(_mask_logits_(logits, mask, self.tril_mask), None)
+        return PairScores(_mask_logits_(logits, mask, self.tril_mask, self.max_span), None)

@@ -1,0 +1,112 @@
+"""model.max_span_length: the span mask equals its formula, limits come from the training targets and round-trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gplinker.commands.train import train
+from gplinker.config import load_config
+from gplinker.data.span_limits import LABEL_MIN_SPANS, limits_from_training
+from gplinker.modeling.losses import pointer_loss
+from gplinker.modeling.model import GPLinkerModel
+from gplinker.modeling.pointer import EfficientGlobalPointer, GlobalPointer, PairScores, _dropped_cells, mask_value
+from tests.conftest import NER_SENTENCES, spans_record, tiny_overrides, write_jsonl
+
+
+def plain_drop(mask: torch.Tensor, tril: bool, max_span: int | None) -> torch.Tensor:
+    """The masked cells written out cell by cell."""
+    b, l = mask.shape
+    drop = torch.zeros(b, l, l, dtype=torch.bool)
+    for k in range(b):
+        for i in range(l):
+            for j in range(l):
+                drop[k, i, j] = (not mask[k, i] or not mask[k, j] or (tril and i > j)
+                                 or (max_span is not None and j - i + 1 > max_span))
+    return drop
+
+
+@pytest.mark.parametrize("tril", [True, False])
+@pytest.mark.parametrize("max_span", [None, 1, 3, 100])
+def test_dropped_cells_equal_the_plain_formula(tril, max_span):
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]])
+    assert torch.equal(_dropped_cells(mask, tril, max_span), plain_drop(mask, tril, max_span))
+
+
+@pytest.mark.parametrize("head_type", [EfficientGlobalPointer, GlobalPointer])
+def test_limited_head_masks_long_spans_and_leaves_the_rest(head_type):
+    torch.manual_seed(0)
+    hidden, mask = torch.randn(2, 9, 16), torch.tensor([[1] * 9, [1] * 6 + [0] * 3])
+    free = head_type(16, 3, 8)
+    limited = head_type(16, 3, 8, max_span=4)
+    limited.load_state_dict(free.state_dict())
+    a, b = free(hidden, mask).logits, limited(hidden, mask).logits
+    span = torch.arange(9)[None, :] - torch.arange(9)[:, None] + 1  # (L, L): tokens of span (i, j)
+    long = (span > 4)[None, None].expand_as(b)
+    assert torch.all(b[long] == mask_value(b.dtype))
+    assert torch.equal(b[~long], a[~long])
+
+
+def test_loss_of_a_limited_head_is_the_plain_loss_over_masked_logits():
+    torch.manual_seed(1)
+    hidden, mask = torch.randn(2, 8, 16, requires_grad=True), torch.ones(2, 8, dtype=torch.long)
+    head = EfficientGlobalPointer(16, 2, 8, max_span=3)
+    positives = torch.tensor([[[0 * 8 + 2, 5 * 8 + 5], [3 * 8 + 4, -1]], [[1 * 8 + 1, -1], [6 * 8 + 7, 2 * 8 + 2]]])
+    scores = head(hidden, mask)
+    fast = pointer_loss(scores, positives)
+    (g_fast,) = torch.autograd.grad(fast, hidden)
+    plain = pointer_loss(PairScores(head(hidden, mask).logits, None), positives)
+    (g_plain,) = torch.autograd.grad(plain, hidden)
+    torch.testing.assert_close(fast, plain)
+    torch.testing.assert_close(g_fast, g_plain)
+    assert torch.isfinite(fast)
+
+
+def test_limits_from_training_by_hand():
+    many, few = LABEL_MIN_SPANS, LABEL_MIN_SPANS - 1
+    limits = limits_from_training([8, 3, 20], [many, many, few])
+    assert limits.max_span == 25  # ceil(1.25 * 20)
+    assert limits.channels == [10, 4, None]  # the rare label keeps only the head's mask limit
+    assert limits_from_training([0, 0], [0, 0]).max_span is None
+
+
+def tiny_run(tmp_path, *extra):
+    rows = [spans_record(t, e) for t, e in NER_SENTENCES]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    cfg = load_config(None, tiny_overrides(data, data, tmp_path / "run", "train.max_steps=3", *extra))
+    return train(cfg), tmp_path / "run"
+
+
+def test_auto_limits_come_from_the_training_spans_and_round_trip_through_the_model_dir(tmp_path):
+    _, out = tiny_run(tmp_path)
+    section = json.loads((out / "best" / "config.json").read_text(encoding="utf-8"))["gplinker"]
+    limits = section["limits"]["heads"]["entities"]
+    longest_gold = max(len(surface) for _, entities in NER_SENTENCES for surface, _ in entities)
+    assert max(limits["longest"]) == longest_gold  # one character per token in the scratch vocabulary
+    assert limits["max_span"] == -(-longest_gold * 5 // 4)
+    assert section["limits"]["max_window"] == max(len(t) for t, _ in NER_SENTENCES) + 2
+    model, _ = GPLinkerModel.load(out / "best")
+    assert model.heads["entities"].max_span == limits["max_span"]
+    assert [h.max_span for h in model.head_specs] == [limits["max_span"]]
+
+
+def test_a_limit_below_the_gold_spans_is_reported_and_training_stays_finite(tmp_path):
+    from rich.console import Console
+
+    rows = [spans_record(t, e) for t, e in NER_SENTENCES]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    console = Console(record=True, width=200)
+    cfg = load_config(None, tiny_overrides(data, None, tmp_path / "run", "train.max_steps=3",
+                                           "model.max_span_length=2"))
+    report = train(cfg, console=console)
+    assert "longer than model.max_span_length 2" in console.export_text()
+    log = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert report.fit.steps == 3 and all(torch.isfinite(torch.tensor(e["loss"])) for e in log if "loss" in e)
+
+
+def test_none_lifts_every_limit(tmp_path):
+    _, out = tiny_run(tmp_path, "model.max_span_length=none")
+    model, section = GPLinkerModel.load(out / "best")
+    assert model.heads["entities"].max_span is None and section["limits"]["heads"]["entities"]["max_span"] is None
