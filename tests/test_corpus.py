@@ -1,4 +1,4 @@
-"""The Arrow training data: corpus and windows equal the in-memory path, the cache hits, misses and prunes by its keys."""
+"""The Arrow training data: corpus and windows equal the in-memory path; the cache hits, misses and prunes."""
 
 from __future__ import annotations
 

@@ -43,11 +43,11 @@ def test_every_source_gives_the_same_examples(tmp_path):
 
 def test_tabular_rows_lose_the_null_fields_arrow_adds(tmp_path):
     # DuIE 2.0: one object has an inWork slot, the other not; Arrow unifies them to {"@value", "inWork": null}
-    rows = [{"text": "《甲书》作者是乙", "spo_list": [{"predicate": "作者", "subject": "甲书", "subject_type": "图书作品",
-                                                "object": {"@value": "乙"}, "object_type": {"@value": "人物"}}]},
-            {"text": "丙在《丁剧》中配音戊", "spo_list": [{"predicate": "配音", "subject": "丙", "subject_type": "娱乐人物",
-                                                  "object": {"@value": "戊", "inWork": "丁剧"},
-                                                  "object_type": {"@value": "人物", "inWork": "影视作品"}}]}]
+    book = {"predicate": "作者", "subject": "甲书", "subject_type": "图书作品",
+            "object": {"@value": "乙"}, "object_type": {"@value": "人物"}}
+    voice = {"predicate": "配音", "subject": "丙", "subject_type": "娱乐人物",
+             "object": {"@value": "戊", "inWork": "丁剧"}, "object_type": {"@value": "人物", "inWork": "影视作品"}}
+    rows = [{"text": "《甲书》作者是乙", "spo_list": [book]}, {"text": "丙在《丁剧》中配音戊", "spo_list": [voice]}]
     sources = every_source(tmp_path, rows)
     examples = {name: read_examples(spec, "duie2", "relation")[0] for name, spec in sources.items()}
     assert len({tuple(r for e in ex for r in e.relations) for ex in examples.values()}) == 1
