@@ -47,6 +47,8 @@ class DataConfig:
     char_level: bool = opt(False, "tokenize every character on its own: token boundaries are character boundaries "
                            "even with WordPiece vocabularies (e.g. 'ac米兰' is not cut inside 'ac'); "
                            "the convention of the CLUENER baselines")
+    pack: bool = opt(False, "pack consecutive training examples into one window (up to max_length), each label "
+                     "kept, cells across examples negative: the model sees long contexts and long-range negatives")
     num_proc: int = opt(0, "worker processes that read and encode the training data (datasets' num_proc); "
                         "0 = one per CPU core, at most 8")
     skip_invalid: bool = opt(False, "skip and count bad data lines instead of stopping at the first one")

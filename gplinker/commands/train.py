@@ -144,7 +144,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
     section = model_section(cfg, schema, fmt)
 
     windows, _ = data.windows(corpus, corpus_key, tokenizer, task, max_length=max_length, stride=cfg.data.stride,
-                              char_level=cfg.data.char_level)
+                              char_level=cfg.data.char_level, pack=cfg.data.pack)
     if resume_from is None:
         section["limits"] = span_limits(cfg, model, windows, console)
     else:

@@ -113,18 +113,18 @@ class TrainingData:
         return (min(need, limit) if limit is not None else need), summary
 
     def windows(self, corpus: Corpus, corpus_key: str, tokenizer: Any, task: Task, *, max_length: int, stride: int,
-                char_level: bool) -> tuple[WindowTable, bool]:
-        """(windows with targets, cache hit) of every kept record of the corpus."""
+                char_level: bool, pack: bool = False) -> tuple[WindowTable, bool]:
+        """(windows with targets, cache hit) of every kept record of the corpus (packed with `pack`)."""
         key = cache.windows_key(corpus_key, tokenizer, task, max_length=max_length, stride=stride,
-                                char_level=char_level)
+                                char_level=char_level, pack=pack)
         hit = cache.entry(self.root, "windows", key) is not None
         encoder = WindowEncoder(tokenizer, max_length, stride, char_level)
 
         def build(tmp: Path) -> None:
             with data_progress(self.console) as progress:
                 table = encode_windows(corpus, encoder, task, directory=tmp, num_proc=self.num_proc,
-                                       progress=progress)
-            save_window_meta(table, tmp, {"max_length": max_length, "stride": stride})
+                                       progress=progress, pack=pack)
+            save_window_meta(table, tmp, {"max_length": max_length, "stride": stride, "pack": pack})
 
         path = self._built_by_rank_0("windows", key, build)
         table, _ = load_windows(path)

@@ -6,7 +6,7 @@ Two kinds of entry, each a directory of Arrow files plus a meta.json (no pickle 
                    the resolved format, and the source code of the modules that read it.
   windows-<key>/   the training windows and targets (data/window_table.py). Key: the corpus key,
                    the tokenizer's serialisation (without per-call truncation/padding), max_length,
-                   stride, char_level, the task and its label schema, and the source code of the
+                   stride, char_level, pack, the task and its label schema, and the source code of the
                    modules that window and target the data.
   lengths-<key>.json  token counts behind `data.max_length: auto` (corpus key, tokenizer, char_level).
 A changed file, tokenizer, setting, schema or gplinker source never reuses a stale entry. skip_invalid
@@ -117,10 +117,10 @@ def corpus_key(source_fingerprint: str, fmt: str) -> str:
 
 
 def windows_key(corpus: str, tokenizer: PreTrainedTokenizerFast, task: KeyedTask, *, max_length: int, stride: int,
-                char_level: bool) -> str:
+                char_level: bool, pack: bool = False) -> str:
     """The key of a corpus's training windows and targets (module docstring)."""
     return digest({"cache_format": CACHE_FORMAT, "corpus": corpus, "tokenizer": tokenizer_digest(tokenizer),
-                   "data": {"max_length": max_length, "stride": stride, "char_level": char_level},
+                   "data": {"max_length": max_length, "stride": stride, "char_level": char_level, "pack": pack},
                    "task": {"name": task.name, "schema": task.schema.to_dict()},
                    "code": source_digest(WINDOW_MODULES + (type(task).__module__,))})
 

@@ -104,3 +104,27 @@ def example_from_json(text: str, labels: str, *, id: str | None = None, source: 
 
 def _span_json(span: Span) -> list[Any]:
     return [span.start, span.end, span.label]
+
+
+def _shifted(span: Span, offset: int) -> Span:
+    return Span(span.start + offset, span.end + offset, span.label)
+
+
+def joined(examples: list[Example], separator: str = "\n") -> Example:
+    """One example whose text is the examples' texts joined by `separator`, with every gold label shifted along.
+
+    Used to pack several short training examples into one window (data.pack): each label keeps
+    its own characters, and no label joins two examples.
+    """
+    spans: list[Span] = []
+    relations: list[Relation] = []
+    events: list[Event] = []
+    offset = 0
+    for example in examples:
+        spans += [_shifted(s, offset) for s in example.spans]
+        relations += [Relation(_shifted(r.subject, offset), r.predicate,
+                               tuple((slot, _shifted(o, offset)) for slot, o in r.objects)) for r in example.relations]
+        events += [Event(e.type, frozenset(_shifted(a, offset) for a in e.arguments)) for e in example.events]
+        offset += len(example.text) + len(separator)
+    return Example(text=separator.join(e.text for e in examples), spans=tuple(spans), relations=tuple(relations),
+                   events=tuple(events))

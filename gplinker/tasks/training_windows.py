@@ -4,6 +4,7 @@ Each kept record (data/corpus.py) is tokenized and cut into windows (`encoding.W
 each window gets the task's targets, flattened into its t_<head> columns (data/window_table.py),
 and the record's first window carries how many of its gold items the oracle round trip loses
 (`oracle.oracle_predictions`), so that training can say so without keeping examples around.
+With data.pack, consecutive records of a map batch are first joined into packs that fill a window.
 """
 
 from __future__ import annotations
@@ -14,20 +15,41 @@ from typing import Any
 from rich.progress import Progress
 
 from gplinker.data.corpus import Corpus
-from gplinker.data.encoding import WindowEncoder
-from gplinker.data.examples import example_from_json
+from gplinker.data.encoding import WindowEncoder, token_counts
+from gplinker.data.examples import Example, example_from_json, joined
 from gplinker.data.mapping import map_in_chunks
 from gplinker.data.window_table import TARGET_PREFIX, WindowTable, window_features
 from gplinker.tasks.base import Task
 from gplinker.tasks.oracle import oracle_predictions
 
 
+def packed(examples: list[Example], rows: list[int], encoder: WindowEncoder) -> tuple[list[Example], list[int]]:
+    """Consecutive examples joined greedily while their tokens fit one window (data.pack); each pack's first row.
+
+    A pack is `examples.joined` (texts joined by a newline, which makes no token); an example longer
+    than a window stays alone and slides as usual. Gold labels stay inside their own example, so a
+    cell pairing two examples is a negative: the heads see long contexts and long-range negatives.
+    """
+    counts = token_counts(encoder.tokenizer, [e.text for e in examples], encoder.char_level)
+    packs: list[list[int]] = []
+    used = encoder.budget + 1  # start a new pack on the first example
+    for k, n in enumerate(counts):
+        if used + n > encoder.budget:
+            packs.append([])
+            used = 0
+        packs[-1].append(k)
+        used += n
+    return [joined([examples[k] for k in pack]) for pack in packs], [rows[pack[0]] for pack in packs]
+
+
 def window_batch(batch: dict[str, list[Any]], indices: list[int], *, encoder: WindowEncoder, task: Task,
-                 skipped_lines: frozenset[int], heads: list[str]) -> dict[str, list[Any]]:
+                 skipped_lines: frozenset[int], heads: list[str], pack: bool = False) -> dict[str, list[Any]]:
     """The window map: rows (module docstring of data/window_table.py) for a batch of corpus rows."""
     kept = [k for k, (line, error) in enumerate(zip(batch["line"], batch["error"]))
             if not error and line not in skipped_lines]
     examples = [example_from_json(batch["text"][k], batch["labels"][k]) for k in kept]
+    if pack and examples:
+        examples, kept = packed(examples, kept, encoder)
     windows = encoder.encode([e.text for e in examples])
     for w in windows:
         w.targets = task.targets(examples[w.example_index], w)
@@ -48,12 +70,12 @@ def window_batch(batch: dict[str, list[Any]], indices: list[int], *, encoder: Wi
 
 
 def encode_windows(corpus: Corpus, encoder: WindowEncoder, task: Task, *, directory: Path, num_proc: int,
-                   progress: Progress | None = None) -> WindowTable:
-    """Every kept record of `corpus` as training windows with targets, in Arrow files under `directory`."""
+                   progress: Progress | None = None, pack: bool = False) -> WindowTable:
+    """Every kept record of `corpus` as training windows with targets (packed with `pack`), under `directory`."""
     heads = [h.name for h in task.heads()]
     dataset, files = map_in_chunks(
         corpus.dataset.select_columns(["line", "error", "text", "labels"]), window_batch, directory=directory,
         name="windows", fn_kwargs={"encoder": encoder, "task": task, "skipped_lines": corpus.skipped_lines,
-                                   "heads": heads},
+                                   "heads": heads, "pack": pack},
         num_proc=num_proc, progress=progress, description="encoding", features=window_features(heads))
     return WindowTable(dataset, heads, files)
