@@ -21,7 +21,8 @@ def ner_examples(tmp_path):
 
 
 def test_joined_keeps_every_label_on_its_own_characters():
-    a = Example("甲乙丙", spans=(Span(0, 2, "x"),), relations=(Relation(Span(0, 1, "s"), "p", (("@value", Span(2, 3, "o")),)),),
+    relation = Relation(Span(0, 1, "s"), "p", (("@value", Span(2, 3, "o")),))
+    a = Example("甲乙丙", spans=(Span(0, 2, "x"),), relations=(relation,),
                 events=(Event("t", frozenset([Span(1, 2, "触发词")])),))
     b = Example("丁戊", spans=(Span(1, 2, "y"),))
     both = joined([a, b])
