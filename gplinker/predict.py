@@ -2,12 +2,13 @@
 
 `Predictor` serves `gplinker eval`, `gplinker predict`, evaluation during training and the
 Python API (`Pipeline`). Decoding never loops over the L×L grid in Python: cells above the
-threshold are found with one `nonzero` per head and batch.
+threshold are found per head and window by tensor ops, at most `MAX_CELLS` of them (`cells_above`).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 
 from gplinker.data.batching import collate, inference_batches
-from gplinker.data.encoding import Window, WindowEncoder
+from gplinker.data.encoding import Window, WindowEncoder, special_tokens_around
 from gplinker.data.examples import Example
 from gplinker.devices import inference_autocast, pick_device
 from gplinker.onnx_runtime import OnnxLogits
@@ -30,8 +31,12 @@ class Predictor:
 
     def __init__(self, *, model: Any, tokenizer: Any, task: Task, max_length: int, stride: int,
                  threshold: float = 0.0, batch_size: int = 64, device: str | torch.device = "cpu", amp: str = "off",
-                 char_level: bool = False, runtime: Callable[[Tensor, Tensor], dict[str, Tensor]] | None = None):
+                 char_level: bool = False, runtime: Callable[[Tensor, Tensor], dict[str, Tensor]] | None = None,
+                 span_limits: dict[str, list[int | None]] | None = None):
         self.model, self.tokenizer, self.task = model, tokenizer, task
+        # span_limits: head -> per-channel longest span (tokens) decoding keeps (data/span_limits.py)
+        self.span_limits = {h: limits for h, limits in (span_limits or {}).items()
+                            if any(n is not None for n in limits)}
         # runtime: None = the PyTorch `model`; else a callable (input_ids, attention_mask) -> {head: logits}
         # giving the same logits, e.g. gplinker.onnx_runtime.OnnxLogits (then `model` may be None)
         self.runtime = runtime
@@ -44,12 +49,13 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str = "auto", batch_size: int = 64,
                         trust_remote_code: bool = False, runtime: str = "auto",
-                        threshold: float | None = None) -> Predictor:
+                        threshold: float | None = None, max_length: int | None = None) -> Predictor:
         """Load a model dir written by `gplinker train` (config.json, model.safetensors, tokenizer).
 
         runtime: "torch" (model.safetensors), "onnx" (model.onnx written by `gplinker export`, CPU
         onnxruntime) or "auto" (torch when model.safetensors exists, else onnx). `threshold`
-        overrides the model's decoding threshold.
+        overrides the model's decoding threshold. Windows are no longer than the longest training
+        window (`inference_windows`) unless `max_length` says otherwise.
         """
         from gplinker.data.schema import Schema
         from gplinker.model_format import check_model_format
@@ -71,10 +77,12 @@ class Predictor:
             model.to(dev).eval()
         tokenizer = load_tokenizer(str(model_dir), model_type, trust_remote_code)
         task = build_task(section["task"], Schema.from_dict(section["schema"]))
-        return cls(model=model, tokenizer=tokenizer, task=task, max_length=section["max_length"],
-                   stride=section["stride"],
+        limits = section.get("limits", {})
+        window, stride = inference_windows(section, tokenizer, max_length)
+        return cls(model=model, tokenizer=tokenizer, task=task, max_length=window, stride=stride,
                    threshold=section.get("threshold", 0.0) if threshold is None else threshold,
-                   char_level=section.get("char_level", False), batch_size=batch_size, device=dev, runtime=session)
+                   char_level=section.get("char_level", False), batch_size=batch_size, device=dev, runtime=session,
+                   span_limits={h: v.get("channels", []) for h, v in limits.get("heads", {}).items()})
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]:
         """One merged prediction per example, in input order."""
@@ -97,10 +105,20 @@ class Predictor:
             inputs = {k: v.to(self.device) for k, v in collate(batch, self.pad_id).items()}
             cells = cells_above(self.logits(inputs), self.threshold, len(batch))
             for b, k in enumerate(indices):
-                out[k] = self.task.decode(windows[k], cells[b])
+                out[k] = self.task.decode(windows[k], self.within_limits(cells[b]))
         if was_training and self.model is not None:
             self.model.train()
         return out
+
+    def within_limits(self, cells: ScoredCells) -> ScoredCells:
+        """The cells of span heads that are no longer than their channel's training limit (data/span_limits.py)."""
+        if not self.span_limits:
+            return cells
+        kept = dict(cells)
+        for head, limits in self.span_limits.items():
+            if head in kept:
+                kept[head] = [cell for cell in kept[head] if _fits(cell[2] - cell[1] + 1, limits[cell[0]])]
+        return kept
 
     def logits(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Logits per head (B, C, L, L) of a collated batch, from the runtime or the PyTorch model."""
@@ -109,6 +127,31 @@ class Predictor:
         with inference_autocast(self.amp, self.device):
             logits: dict[str, Tensor] = self.model(**inputs).logits
         return logits
+
+
+def _fits(tokens: int, limit: int | None) -> bool:
+    return limit is None or tokens <= limit
+
+
+def inference_windows(section: dict[str, Any], tokenizer: Any, max_length: int | None = None) -> tuple[int, int]:
+    """(window length, stride) for prediction with a saved model.
+
+    Windows are no longer than the longest training window (`limits.max_window`): positions
+    beyond it were never trained (a scratch encoder's position embeddings there are random), so a
+    model trained on sentences predicts on documents through sentence-sized windows. `max_length`
+    overrides that; beyond the longest training window a warning says why it is risky. The stride
+    is the training one, at most half of a window's content tokens.
+    """
+    trained = int(section["max_length"])
+    longest = int(section.get("limits", {}).get("max_window") or trained)
+    window = min(trained, longest) if max_length is None else max_length
+    if max_length is not None and max_length > longest:
+        warnings.warn(f"windows of {max_length} tokens are longer than any training window ({longest}): the model "
+                      "never saw those positions or spans that long, and may predict absurdly long spans there",
+                      UserWarning, stacklevel=3)
+    prefix, suffix = special_tokens_around(tokenizer)
+    budget = window - len(prefix) - len(suffix)
+    return window, max(0, min(int(section["stride"]), budget // 2))
 
 
 def pick_runtime(model_dir: Path, runtime: str) -> str:
@@ -123,37 +166,142 @@ def pick_runtime(model_dir: Path, runtime: str) -> str:
     return runtime
 
 
-MAX_CELLS = 4096  # per head and window: far above what a trained model predicts, bounds an untrained one
+# Cells kept per head and window. A perfect model (gold cells, `scripts/bench_decode.py
+# --gold-stats`: CLUENER, DuIE and DuEE at their configs' max_length) has at most 64 in one head
+# and window; an untrained one about half of its C×L×L (~790k at C 96, L 128), which this bounds
+# before the tasks' own caps apply.
+MAX_CELLS = 4096
+# Cells per step when a crowded window's strongest cells are searched: bounds that search's
+# workspace (the chunk and the running top max_cells, copied, and topk's (value, index) pairs:
+# ~20 bytes a cell, ~20 MB) whatever C and L are. 2**20 is 64 channels at L 128 (a DuIE link head
+# in one step: the fewer ops, the fewer stalls on a busy machine), 4 at L 512.
+_CHUNK = 1 << 20
 
 
 def cells_above(logits: dict[str, torch.Tensor], threshold: float, batch_size: int,
                 max_cells: int = MAX_CELLS) -> list[ScoredCells]:
-    """Per batch row: head -> [(channel, i, j, logit)] for every cell with logit > threshold.
+    """Per batch row: head -> [(channel, i, j, logit)] for every cell with logit > threshold, in (c, i, j) order.
 
     A window with more than `max_cells` such cells in one head (an untrained model scores about
-    half of its L×L cells above 0) keeps its `max_cells` highest, so decoding stays fast.
+    half of its cells above 0) keeps exactly its `max_cells` highest; of the cells tied with the
+    max_cells-th highest logit, those first in (c, i, j) order.
+
+    Memory: besides the cells returned, the work tensors are the bool mask `x > threshold`
+    (B×C×L×L bytes), O(B × max_cells) indices and, in a crowded window, the fixed-size chunks of
+    `_strongest`: never a tensor proportional to the cells above. (One `(x > t).nonzero()` builds
+    (N, 4) int64 indices, N half of B×C×L×L for an untrained model: 1.6 GB at B 64, C 96, L 128.)
+    A trained model's few cells are found by a handful of whole-batch ops, whatever B is (many
+    small ops are slow on a busy machine); only when more than B × max_cells / 8 of the mask's
+    8-cell words are set (some window may be crowded) are the windows counted one by one, and
+    the crowded ones searched one at a time.
     """
+    if max_cells < 1:
+        raise ValueError(f"max_cells must be >= 1, got {max_cells}")
     rows: list[ScoredCells] = [{name: [] for name in logits} for _ in range(batch_size)]
-    for name, x in logits.items():  # x: (B, C, L, L)
-        idx = (x > threshold).nonzero()  # (N, 4): b, c, i, j; counting from here, a bool .sum() is ~5x slower
-        if idx.numel() == 0:
-            continue
-        scores = x[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]].float()  # (N,)
-        counts = torch.bincount(idx[:, 0], minlength=x.shape[0])  # (B,) cells above per window
-        if int(counts.max()) > max_cells:
-            idx, scores = _strongest(x, idx, scores, counts > max_cells, max_cells)
-        for (b, c, i, j), s in zip(idx.tolist(), scores.tolist()):
-            rows[b][name].append((c, i, j, s))
+    for name, x in logits.items():  # (B, C, L, L)
+        above = x[:batch_size] > threshold  # (B, C, L, L) bool
+        per_window = above[0].numel()  # C×L×L
+        listable = _words_set(above) <= batch_size * max_cells // 8  # then at most B × max_cells cells above
+        if listable:
+            flat = _flat_nonzero(above)  # (N,) flat indices into (B, C, L, L), ascending
+            counts = torch.bincount(flat // per_window, minlength=batch_size).tolist()
+        else:
+            counts = [int(torch.count_nonzero(above[b])) for b in range(batch_size)]
+        crowded = [b for b, n in enumerate(counts) if n > max_cells]
+        strongest = [_strongest(x[b], above[b], max_cells) + b * per_window for b in crowded]
+        if crowded:
+            above[crowded] = False  # the rest has at most max_cells cells per window
+        if not listable:
+            flat = _flat_nonzero(above)
+        elif crowded:
+            flat = flat[above.reshape(-1)[flat]]
+        flat = torch.cat([flat, *strongest]).sort().values  # (K,) ascending: (b, c, i, j) order
+        height, width = x.shape[2], x.shape[3]
+        b, c, i, j = flat // per_window, flat // (height * width) % x.shape[1], flat // width % height, flat % width
+        scores = x[b, c, i, j].float()
+        for window, channel, start, end, score in zip(b.tolist(), c.tolist(), i.tolist(), j.tolist(),
+                                                      scores.tolist()):
+            rows[window][name].append((channel, start, end, score))
     return rows
 
 
-def _strongest(x: Tensor, idx: Tensor, scores: Tensor, crowded: Tensor, max_cells: int) -> tuple[Tensor, Tensor]:
-    """Keep, in each crowded window (crowded: (B,) bool), only cells scoring >= its max_cells-th highest."""
-    flat = x[crowded].flatten(1).float()  # (crowded windows, C*L*L)
-    kth = torch.full((x.shape[0],), float("-inf"), device=x.device)
-    kth[crowded] = flat.topk(min(max_cells, flat.shape[1]), dim=1).values[:, -1]
-    keep = scores >= kth[idx[:, 0]]
-    return idx[keep], scores[keep]
+def _words(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """A bool tensor flattened (N,), and its first N - N % 8 cells as int64 words: byte k of word w is cell 8w + k."""
+    flat = mask.reshape(-1)  # contiguous
+    return flat, flat[: flat.numel() - flat.numel() % 8].view(torch.int64)
+
+
+def _words_set(mask: Tensor) -> int:
+    """How many 8-cell words of a bool tensor hold a True cell (the cells above are 1 to 8 times as many)."""
+    flat, words = _words(mask)
+    return int(torch.count_nonzero(words)) + int(flat[8 * len(words) :].any())
+
+
+def _flat_nonzero(mask: Tensor) -> Tensor:
+    """Flat (row-major) indices of the True cells of a bool tensor, ascending: `mask.reshape(-1).nonzero()`.
+
+    Searched 8 cells at a time, as int64 words: a sparse mask has few nonzero words, and the
+    search over them is ~4x faster than `nonzero` over the bytes (a 98×128×128 mask with a few
+    hundred cells set, 2 CPU cores).
+    """
+    flat, words = _words(mask)
+    hit = words.nonzero().squeeze(1)  # words holding a True cell
+    w, k = flat[: 8 * len(words)].view(-1, 8)[hit].nonzero().unbind(1)  # (hits, 8) -> its True cells
+    out = hit[w] * 8 + k
+    if 8 * len(words) < flat.numel():
+        out = torch.cat([out, flat[8 * len(words) :].nonzero().squeeze(1) + 8 * len(words)])
+    return out
+
+
+def _strongest(x: Tensor, above: Tensor, k: int) -> Tensor:
+    """Flat indices, ascending, of the k highest cells of one window among those `above` the threshold.
+
+    x (C, L, L) logits and above (C, L, L) = x > threshold, with more than k cells above. Ties with
+    the k-th highest logit: the first in flat, i.e. (c, i, j), order. One pass over chunks of whole
+    channels keeps a running top k with its indices (few, large ops: on a busy machine each op
+    can stall), and a count of the cells equal to the k-th logit shows whether topk's own choice
+    among ties already is the rule's; when not (or with NaN logits, which topk ranks first),
+    _strongest_in_order decides.
+    """
+    top, where = x.new_empty(0), torch.empty(0, dtype=torch.long, device=x.device)  # running top k, flat indices
+    for start, values, _ in _channel_chunks(x, above):
+        m = len(top)
+        top, pos = (torch.cat([top, values]) if m else values).topk(min(k, m + len(values)))  # descending
+        where = torch.where(pos < m, where[pos.clamp(max=max(m - 1, 0))], pos - m + start) if m else pos + start
+    kth = top[k - 1]
+    if not bool(torch.isnan(top).any()):  # then the top k are all above the threshold (more than k cells are)
+        equal = sum(int(torch.count_nonzero(values == kth)) for _, values, _ in _channel_chunks(x, above))
+        if equal == int((top == kth).sum()):  # every cell tied with the k-th is in the top k
+            return where.sort().values
+    return _strongest_in_order(x, above, k)
+
+
+def _strongest_in_order(x: Tensor, above: Tensor, k: int) -> Tensor:
+    """_strongest by its rule, in two passes: the k-th highest logit among the cells above the threshold,
+    then the cells above it and the first cells (in flat order) equal to it."""
+    top = x.new_empty(0)
+    for _, values, live in _channel_chunks(x, above):
+        candidates = torch.cat([top, values.masked_fill(~live, float("-inf"))])  # NaN is never above: -inf
+        top = candidates.topk(min(k, candidates.numel())).values  # descending
+    kth = top[k - 1]  # > threshold: more than k cells are above it
+    ties = k - int((top > kth).sum())  # cells equal to kth to keep; every cell above kth is in top
+    out = []
+    for start, values, _ in _channel_chunks(x, above):
+        picked = (values > kth).nonzero().squeeze(1)
+        if ties:
+            equal = (values == kth).nonzero().squeeze(1)[:ties]
+            ties -= len(equal)
+            picked = torch.cat([picked, equal]).sort().values
+        out.append(picked + start)
+    return torch.cat(out)
+
+
+def _channel_chunks(x: Tensor, above: Tensor) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """(first flat index, logits, above) of one window (C, L, L), flattened, _CHUNK cells (whole channels) at a time."""
+    cells = x.shape[1] * x.shape[2]  # per channel
+    step = max(1, _CHUNK // cells)  # channels per chunk
+    for c0 in range(0, len(x), step):
+        yield c0 * cells, x[c0 : c0 + step].reshape(-1), above[c0 : c0 + step].reshape(-1)
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

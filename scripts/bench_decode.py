@@ -2,7 +2,7 @@
 
 Forward: GPLinkerModel (BERT-base-sized encoder with random weights + the task's heads) on B full
 windows of L tokens, under inference_mode. Decoding: what Predictor does after the forward:
-`cells_above` (threshold + nonzero on every head) and `task.decode` of every window. The decoded
+`cells_above` (the cells above the threshold in every head) and `task.decode` of every window. The decoded
 logits are "trained-ish": live cells ~ N(-8, 2²) (a trained model is confident about negatives),
 masked cells as the heads mask them, and a few positives per window placed as the task's targets
 place gold items, plus 2 stray positive cells per head and window:
@@ -14,9 +14,19 @@ Goal (issue 6): decode <= 5% of forward.
 Also the event clique search on a dense worst case: one window with 40 arguments of one event type
 (the event task's cap per type), every pair linked (K40) and a random 90% of pairs linked
 (G(40, 0.9), the density where maximal cliques peak), timed through EventTask.decode. Goal < 50 ms.
+Its events are capped at event.MAX_EVENTS.
+
+Between the two, the same decoding on "untrained" logits, N(0, 1) in every live cell (about half
+of them above the threshold), timed once: it must stay bounded (predict.MAX_CELLS,
+relation.MAX_TUPLES / MAX_WORK, event.MAX_EVENTS / MAX_FRAMES), not run for minutes.
+
+`--gold-stats` prints instead what a perfect model decodes: per window, the gold cells of the
+../shared data sets (their configs' max_length and stride, bert-base-chinese vocabulary) and the
+work their decoding takes, with no cap applied. The decoding caps are set far above these.
 
     python scripts/bench_decode.py              # B 64, L 128, BERT-base sizes
     python scripts/bench_decode.py --smoke      # tiny shapes, seconds
+    python scripts/bench_decode.py --gold-stats # needs ../shared/data and ../shared/vocab
 """
 
 from __future__ import annotations
@@ -24,8 +34,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import resource
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
@@ -36,12 +48,14 @@ from gplinker.data.schema import Schema
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.predict import cells_above
 from gplinker.tasks.event import EventTask
+from gplinker.tasks.event_assembly import event_cliques
 from gplinker.tasks.ner import NerTask
-from gplinker.tasks.relation import RelationTask
+from gplinker.tasks.relation import RelationTask, five_tuple_search
 
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, vocab_size=21128)
 TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=500)
 MASK = -1e12
+SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def tasks(scale: float = 1.0) -> dict:
@@ -109,6 +123,78 @@ def trained_ish_logits(name: str, task, batch: int, length: int, seed: int = 0) 
     return out
 
 
+def untrained_logits(task, batch: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Logits per head (B, C, L, L): N(0, 1) in every live cell, masked like the heads (half the live cells > 0)."""
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.arange(length)
+    out = {}
+    for head in task.heads():
+        x = torch.randn(batch, head.channels, length, length, generator=g)  # (B, C, L, L)
+        if head.tril_mask:
+            x.masked_fill_(pos[:, None] > pos[None, :], MASK)
+        out[head.name] = x
+    return out
+
+
+def gold_stats() -> None:
+    """Per-window maxima of what a perfect model decodes (gold cells, no cap) on the ../shared data sets."""
+    from transformers import BertTokenizerFast
+
+    from gplinker.data.encoding import WindowEncoder
+    from gplinker.data.reading import read_examples
+    from gplinker.data.schema import load_duee_schema, load_duie_schema, schema_from_examples
+
+    data, vocab = SHARED / "data", SHARED / "vocab" / "bert-base-chinese"
+    if not data.is_dir() or not vocab.is_dir():
+        raise SystemExit(f"--gold-stats needs {data} and {vocab}")
+    tokenizer = BertTokenizerFast.from_pretrained(str(vocab))
+    # (task, folder, format, schema file, max_length, stride): max_length and stride of configs/*.yaml
+    sets = [("ner", "cluener", "cluener", None, 64, 16),
+            ("relation", "duie2-subset", "duie2", "duie_schema.json", 128, 48),
+            ("relation", "duie1-subset", "duie1", "all_50_schemas", 128, 48),
+            ("event", "duee", "duee", "duee_event_schema.json", 352, 64)]
+    print("| data (train + dev) | L | windows | cells per head, max | tuples / events, max | work / frames, max |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, folder, fmt, schema_file, length, stride in sets:
+        if not (data / folder).is_dir():
+            continue
+        examples = [e for split in ("train", "dev")
+                    for e in read_examples(data / folder / f"{split}.json", fmt, name)[0]]
+        if name == "ner":
+            schema = schema_from_examples("ner", examples)
+            task = NerTask(schema)
+        elif name == "relation":
+            task = RelationTask(load_duie_schema(data / folder / schema_file))
+        else:
+            task = EventTask(load_duee_schema(data / folder / schema_file))
+        windows = WindowEncoder(tokenizer, length, stride).encode([e.text for e in examples])
+        cells_max = found_max = work_max = 0
+        for w in windows:
+            targets = task.targets(examples[w.example_index], w)
+            cells = {h: [(c, i, j, 1.0) for c, i, j in cs] for h, cs in targets.items()}
+            cells_max = max(cells_max, *(len(cs) for cs in cells.values()))
+            if name == "relation":
+                search = five_tuple_search(cells["entities"], cells["heads"], cells["tails"], limit=10**9, budget=10**9)
+                found, work = len(search.tuples), search.work
+            elif name == "event":
+                items = task.top_arguments(w, cells["arguments"])
+                heads = {(i, j) for _, i, j, _ in cells["head_links"]}
+                tails = {(i, j) for _, i, j, _ in cells["tail_links"]}
+                positions = [p for p, _ in items.values()]
+
+                def linked(a: int, b: int, positions=positions, heads=heads, tails=tails) -> bool:
+                    (h1, t1), (h2, t2) = positions[a], positions[b]
+                    return (min(h1, h2), max(h1, h2)) in heads and (min(t1, t2), max(t1, t2)) in tails
+
+                groups = event_cliques(list(items), linked)
+                found, work = sum(len(g.cliques) for g in groups), sum(g.frames for g in groups)
+            else:
+                found = work = 0
+            found_max, work_max = max(found_max, found), max(work_max, work)
+        print(f"| {folder} ({task.name}) | {length} | {len(windows)} | {cells_max} | {found_max or '-'} "
+              f"| {work_max or '-'} |")
+
+
 def median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -140,9 +226,14 @@ def main() -> None:
     parser.add_argument("--decode-repeats", type=int, default=5)
     parser.add_argument("--arguments", type=int, default=40, help="arguments in the dense event worst case")
     parser.add_argument("--smoke", action="store_true", help="tiny encoder and shapes: checks the script runs")
+    parser.add_argument("--gold-stats", action="store_true",
+                        help="only the per-window maxima of gold cells on ../shared/data (what the caps allow for)")
     add_huge_pages_flag(parser)
     args = parser.parse_args()
     setup_like_cli(args)
+    if args.gold_stats:
+        gold_stats()
+        return
     sizes, scale = BASE, 1.0
     if args.smoke:
         sizes, scale, args.batch, args.length, args.repeats, args.decode_repeats = TINY, 0.1, 4, 24, 1, 1
@@ -169,7 +260,13 @@ def main() -> None:
         decode_s = median_time(decode, args.decode_repeats)
         found = sum(len(p) for p in decode())
         channels = sum(h.channels for h in task.heads())
-        rows.append((name, channels, forward, decode_s, found))
+        untrained = untrained_logits(task, args.batch, args.length)
+        start = time.perf_counter()
+        cells = cells_above(untrained, 0.0, args.batch)
+        untrained_found = sum(len(task.decode(w, c)) for w, c in zip(windows, cells))
+        untrained_s = time.perf_counter() - start
+        del untrained, cells
+        rows.append((name, channels, forward, decode_s, found, untrained_s, untrained_found))
 
     event = tasks(scale)["event"]
     cliques = []
@@ -185,18 +282,25 @@ def main() -> None:
           f"L {args.length}; forward median of {args.repeats}, decode median of {args.decode_repeats}")
     print("| task | head channels | forward s | decode s | decode / forward | items decoded |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, channels, forward, decode_s, found in rows:
+    for name, channels, forward, decode_s, found, *_ in rows:
         print(f"| {name} | {channels} | {forward:.3f} | {decode_s:.4f} | {100 * decode_s / forward:.2f}% | {found} |")
+    print()
+    print("| untrained model (logits N(0, 1)), once | decode s | decode / forward | items decoded | items per window |")
+    print("|---|---:|---:|---:|---:|")
+    for name, _, forward, _, _, untrained_s, untrained_found in rows:
+        print(f"| {name} | {untrained_s:.2f} | {untrained_s / forward:.2f}× | {untrained_found} "
+              f"| {untrained_found / args.batch:.0f} |")
     print()
     print("| event clique search (EventTask.decode, one window) | median ms | events |")
     print("|---|---:|---:|")
     for label, seconds, n in cliques:
         print(f"| {label} | {1000 * seconds:.1f} | {n} |")
-    worst_share = max(d / f for _, _, f, d, _ in rows)
+    worst_share = max(d / f for _, _, f, d, *_ in rows)
     worst_clique = max(s for _, s, _ in cliques)
     print(f"goals: decode <= 5% of forward: {'met' if worst_share <= 0.05 else 'NOT met'} "
           f"(worst {100 * worst_share:.2f}%); clique search < 50 ms: "
           f"{'met' if worst_clique < 0.05 else 'NOT met'} (worst {1000 * worst_clique:.1f} ms)")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

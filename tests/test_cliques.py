@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gplinker.data.examples import TRIGGER_ROLE, Event, Span
-from gplinker.tasks.cliques import maximal_cliques
-from gplinker.tasks.event_assembly import scored_events
+from gplinker.tasks.cliques import adjacency, clique_search, clique_tuples, maximal_cliques
+from gplinker.tasks.event_assembly import event_cliques, scored_events
 
 
 def assemble(arguments, linked, trigger_role=TRIGGER_ROLE):
@@ -175,6 +175,65 @@ def test_output_does_not_depend_on_edge_order_or_direction(graph, rnd):
     shuffled = [(v, u) if rnd.random() < 0.5 else (u, v) for u, v in edges]
     rnd.shuffle(shuffled)
     assert maximal_cliques(n, shuffled) == maximal_cliques(n, edges)
+
+
+# ---------------------------------------------------------------- bounds on the search
+
+
+def moon_moser(parts: int) -> list[int]:
+    """Adjacency of the complete multipartite graph with `parts` parts of 3 nodes: 3^parts maximal cliques."""
+    return adjacency(3 * parts, ((u, v) for u, v in itertools.combinations(range(3 * parts), 2) if u // 3 != v // 3))
+
+
+def test_limit_and_budget_stop_the_search_inside_its_loop():
+    adj = moon_moser(4)  # 81 cliques of 4 nodes
+    full = clique_search(adj)
+    assert len(full.cliques) == 81 and full.complete and full.frames > 0
+    for limit in (1, 10, 80):
+        capped = clique_search(adj, limit=limit)
+        assert capped.cliques == full.cliques[:limit] and not capped.complete and capped.frames <= full.frames
+    assert clique_search(adj, limit=81).cliques == full.cliques
+    for budget in (0, 1, 5, 20):
+        cut = clique_search(adj, budget=budget)
+        assert cut.frames <= budget and cut.cliques == full.cliques[: len(cut.cliques)] and not cut.complete
+    assert clique_tuples(adj, limit=5) == full.cliques[:5]
+
+
+def test_a_bound_on_a_big_graph_returns_after_a_bounded_search():
+    adj = moon_moser(12)  # 531,441 maximal cliques: the full search is out of reach here
+    capped = clique_search(adj, [0, 5], limit=100)
+    assert len(capped.cliques) == 100 and capped.frames < 2_000
+    assert all(0 in c for c in capped.cliques)  # the cliques of the lowest node come first
+    cut = clique_search(adj, budget=1_000)
+    assert cut.frames == 1_000 and not cut.complete
+
+
+@settings(max_examples=100, deadline=None)
+@given(graphs(), st.sets(st.integers(0, 11)), st.integers(0, 20), st.integers(0, 40))
+def test_a_bounded_search_gives_the_first_cliques_of_the_full_search(graph, nodes, limit, budget):
+    n, edges = graph
+    adj = adjacency(n, edges)
+    containing = sorted(v for v in nodes if v < n)
+    full = clique_search(adj, containing)
+    assert full.complete
+    assert clique_tuples(adj, containing, limit=limit) == full.cliques[:limit]
+    cut = clique_search(adj, containing, budget=budget)
+    assert cut.frames <= budget and cut.cliques == full.cliques[: len(cut.cliques)]
+    if containing != list(range(n)):  # (every node: the one pivoted search from the top instead)
+        lowest = [min(set(c) & set(containing)) for c in full.cliques]
+        assert lowest == sorted(lowest)  # the cliques of the lowest node first, then the next
+
+
+def test_event_cliques_bounds_hold_across_event_types():
+    t, a = Span(0, 1, TRIGGER_ROLE), Span(1, 2, "r")
+    arguments = [("A", t), ("A", a), ("B", t), ("B", a), ("C", t)]
+    linked = {(0, 1), (2, 3)}
+    groups = event_cliques(arguments, linked)
+    assert [len(g.cliques) for g in groups] == [1, 1, 1]
+    assert [len(g.cliques) for g in event_cliques(arguments, linked, limit=2)] == [1, 1, 0]
+    assert [len(g.cliques) for g in event_cliques(arguments, linked, budget=1)] == [1, 0, 0]
+    assert sum(g.frames for g in event_cliques(arguments, linked, budget=1)) == 1
+    assert len(scored_events(arguments, [0.0] * 5, linked, limit=1)) == 1
 
 
 # ---------------------------------------------------------------- scored_events

@@ -114,8 +114,8 @@ def test_heads_one_argument_channel_per_type_role_and_two_unrotated_link_heads()
     task = EventTask(SCHEMA)
     assert task.heads() == [
         HeadSpec("arguments", 11, rope=True, tril_mask=True),
-        HeadSpec("head_links", 1, rope=False, tril_mask=True),
-        HeadSpec("tail_links", 1, rope=False, tril_mask=True),
+        HeadSpec("head_links", 1, rope=False, tril_mask=True, span_head=False),
+        HeadSpec("tail_links", 1, rope=False, tril_mask=True, span_head=False),
     ]
 
 
@@ -274,6 +274,41 @@ def test_top_k_cap_keeps_the_best_arguments_per_type_under_all_links():
     best = sorted(cells[:n], key=lambda c: -c[3])[:MAX_ARGUMENTS_PER_TYPE]
     top = Event(WIN, frozenset(Span(i - 1, i, SCHEMA.event_roles[c][1]) for c, i, _, _ in best))
     assert prediction == {top: float(n - MAX_ARGUMENTS_PER_TYPE + 1), Event(JOIN, frozenset({Span(0, 1, T)})): 0.5}
+
+
+def test_events_per_window_are_capped_strongest_triggers_first():
+    """Four lone triggers (no links): a 加盟 one at 5.0 and 比赛-胜负 ones at 3.0, 2.0, 1.0."""
+    window = char_window(8)
+    cells = {"arguments": [(0, 1, 1, 1.0), (0, 2, 2, 3.0), (4, 5, 5, 5.0), (0, 3, 3, 2.0)], "head_links": [],
+             "tail_links": []}
+    lone = lambda event_type, p, score: (Event(event_type, frozenset({Span(p - 1, p, T)})), score)  # noqa: E731
+    assert EventTask(SCHEMA, max_events=2).decode(window, cells) == dict([lone(JOIN, 5, 5.0), lone(WIN, 2, 3.0)])
+    assert EventTask(SCHEMA, max_events=3).decode(window, cells) == dict(
+        [lone(JOIN, 5, 5.0), lone(WIN, 2, 3.0), lone(WIN, 3, 2.0)])
+    assert len(EventTask(SCHEMA).decode(window, cells)) == 4
+
+
+def test_arguments_on_special_tokens_never_count_toward_the_caps():
+    """The strongest trigger cells sit on [CLS] (0) and [SEP] (5); under tight caps the content event comes back."""
+    window = char_window(4)
+    cells = {"arguments": [(0, 0, 0, 9.0), (0, 5, 5, 9.0), (0, 0, 5, 9.0), (0, 2, 3, 1.0), (1, 1, 1, 0.5)],
+             **all_links([(0, 0), (5, 5), (0, 5), (2, 3), (1, 1)])}
+    task = EventTask(SCHEMA, max_arguments_per_type=2, max_events=1, max_frames=1)
+    assert task.decode(window, cells) == {Event(WIN, frozenset({Span(1, 3, T), Span(0, 1, "胜者")})): 0.5}
+
+
+def test_the_frame_budget_bounds_the_search_and_keeps_what_it_found():
+    # one trigger and 18 arguments of its type, every pair linked except 9 disjoint pairs: 2^9 cliques
+    task = EventTask(SCHEMA)
+    window = char_window(19)
+    cells = [(0, 1, 1, 9.0)] + [(1 + k % 3, p, p, 5.0) for k, p in enumerate(range(2, 20))]
+    missing = {(p, p + 1) for p in range(2, 20, 2)}
+    links = all_links([(p, p) for p in range(1, 20)])
+    links = {head: [c for c in cs if (c[1], c[2]) not in missing] for head, cs in links.items()}
+    assert len(task.decode(window, {"arguments": cells, **links})) == 2**9
+    assert len(EventTask(SCHEMA, max_events=100).decode(window, {"arguments": cells, **links})) == 100
+    few = EventTask(SCHEMA, max_frames=20).decode(window, {"arguments": cells, **links})
+    assert 0 < len(few) < 2**9 and all(Span(0, 1, T) in e.arguments and len(e.arguments) == 10 for e in few)
 
 
 def test_top_k_cap_is_a_setting():

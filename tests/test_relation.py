@@ -259,6 +259,68 @@ def test_decode_stops_at_the_limit_keeping_the_strongest_links():
     assert len(five_tuples(entities, heads, tails)) == 3
 
 
+def test_the_tuple_cap_is_checked_inside_one_link_keeping_its_strongest_subject():
+    # one head link (0, 1, 7) makes 5 subject ends × 5 object ends = 25 tuples; a weaker link makes one more
+    entities = [(0, 1, end, 1.0 + (end == 3)) for end in range(1, 6)] + [(1, 7, end, 5.0) for end in range(7, 12)]
+    entities += [(0, 2, 2, 5.0), (1, 12, 12, 5.0)]
+    heads = [(0, 1, 7, 3.0), (0, 2, 12, 1.0)]
+    tails = [(0, s_t, o_t, 4.0) for s_t in range(1, 6) for o_t in range(7, 12)] + [(0, 2, 12, 4.0)]
+    assert len(five_tuples(entities, heads, tails)) == 26
+    kept = five_tuples(entities, heads, tails, limit=3)
+    assert len(kept) == 3 and all(key[:2] == (1, 3) and key[3] == 7 for key in kept)
+
+
+def reference_five_tuples(entities, heads, tails) -> dict:
+    """Every (s_h, s_t, ch, o_h, o_t) whose four cells are present, by brute force over subject × object × channel."""
+    subjects = {(i, j): s for c, i, j, s in entities if c == 0}
+    objects = {(i, j): s for c, i, j, s in entities if c == 1}
+    head_of, tail_of = {cell[:3]: cell[3] for cell in heads}, {cell[:3]: cell[3] for cell in tails}
+    out = {}
+    for (s_h, s_t), s_score in subjects.items():
+        for (o_h, o_t), o_score in objects.items():
+            for ch in {c for c, _, _ in head_of}:
+                if (ch, s_h, o_h) in head_of and (ch, s_t, o_t) in tail_of:
+                    out[s_h, s_t, ch, o_h, o_t] = min(s_score, o_score, head_of[ch, s_h, o_h], tail_of[ch, s_t, o_t])
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32), st.integers(1, 12))
+def test_five_tuples_match_brute_force_and_a_cap_keeps_the_strongest_links(seed, limit):
+    import random
+
+    rng = random.Random(seed)
+    n, score = 8, lambda: float(rng.randrange(1, 20))  # noqa: E731
+    entities = [(c, i, j, score()) for c in (0, 1) for i in range(n) for j in range(i, n) if rng.random() < 0.3]
+    heads = [(ch, i, j, score()) for ch in range(2) for i in range(n) for j in range(n) if rng.random() < 0.3]
+    tails = [(ch, i, j, score()) for ch in range(2) for i in range(n) for j in range(n) if rng.random() < 0.3]
+    expected = reference_five_tuples(entities, heads, tails)
+    assert five_tuples(entities, heads, tails, limit=10**6, budget=10**9) == expected
+    kept = five_tuples(entities, heads, tails, limit=limit, budget=10**9)
+    assert len(kept) == min(limit, len(expected)) and kept.items() <= expected.items()
+    link = {cell[:3]: cell[3] for cell in heads}
+    if kept and len(kept) < len(expected):  # nothing dropped comes from a link stronger than one kept
+        weakest_kept = min(link[ch, sh, oh] for sh, _, ch, oh, _ in kept)
+        assert all(link[ch, sh, oh] <= weakest_kept for sh, _, ch, oh, _ in expected.keys() - kept.keys())
+
+
+def test_tuples_on_special_tokens_never_count_toward_the_cap(schema):
+    """The strongest tuples touch [CLS] (0) or [SEP] (11); with a cap of 3 the one content triple still comes back."""
+    ch = schema.relation_channels().index("出生地@@value")
+    window = plain_window(10)
+    special = {"entities": [(0, 0, 0, 9.0), (0, 0, 3, 9.0), (0, 11, 11, 9.0)] + [(1, 6, ot, 9.0) for ot in (6, 7, 8)],
+               "heads": [(ch, 0, 6, 9.0), (ch, 11, 6, 8.0), (ch, 3, 0, 9.0)],
+               "tails": [(ch, st, ot, 9.0) for st in (0, 3, 11) for ot in (0, 6, 7, 8)]}
+    content = {"entities": [(0, 1, 2, 1.0)], "heads": [(ch, 1, 6, 0.5)], "tails": [(ch, 2, 7, 0.5)]}
+    cells = {head: special[head] + content[head] for head in special}
+    unfiltered = five_tuples(cells["entities"], cells["heads"], cells["tails"], limit=3)
+    assert len(unfiltered) == 3 and all({0, 11} & {key[0], key[1]} for key in unfiltered)
+    triple = {Relation(Span(0, 2, "人物"), "出生地", ((V, Span(5, 7, "地点")),)): 0.5}
+    assert RelationTask(schema, max_tuples=3).decode(window, cells) == triple
+    assert RelationTask(schema, max_tuples=1).decode(window, cells) == triple
+    assert RelationTask(schema).decode(window, cells) == triple  # within the caps: as before
+
+
 # --- slot merge ------------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gplinker.data.encoding import Window
-from gplinker.data.examples import Event, Example, Span
+from gplinker.data.examples import TRIGGER_ROLE, Event, Example, Span
 from gplinker.data.schema import Schema
 from gplinker.head_spec import HeadSpec
 from gplinker.metrics import Scores, event_scores
@@ -39,23 +39,32 @@ from gplinker.tasks.event_assembly import drop_strict_subsets, scored_events
 # (scripts/bench_cliques.py, 2 CPU cores). 40 is the dense worst case the issue asks for, and
 # DuEE dev needs at most 23 (distinct arguments of one type in one sentence).
 MAX_ARGUMENTS_PER_TYPE = 40
+# Bounds on the clique search of one window, all event types together (event_assembly.event_cliques),
+# checked inside the Bron–Kerbosch loop: the cap above bounds each type's graph, not the number of
+# types searched (65 in DuEE) nor their cliques (3,310 from one trigger on the G(40, 0.9) of
+# scripts/bench_decode.py). A perfect model (gold cells, `scripts/bench_decode.py --gold-stats`,
+# DuEE train + dev, L 352) gives at most 12 cliques from 28 frames in a window.
+MAX_EVENTS = 1_000  # cliques (events) per window
+MAX_FRAMES = 20_000  # Bron–Kerbosch frames per window (~1.7 µs each on 40 nodes): ~35 ms at most
 
 
 class EventTask:
     name = "event"
     ARGUMENTS, HEAD_LINKS, TAIL_LINKS = "arguments", "head_links", "tail_links"
 
-    def __init__(self, schema: Schema, max_arguments_per_type: int = MAX_ARGUMENTS_PER_TYPE):
+    def __init__(self, schema: Schema, max_arguments_per_type: int = MAX_ARGUMENTS_PER_TYPE,
+                 max_events: int = MAX_EVENTS, max_frames: int = MAX_FRAMES):
         self.schema = schema
         self.labels = list(schema.event_roles)  # channel c of the argument head <-> (event type, role)
         self.label_index = {label: c for c, label in enumerate(self.labels)}
         self.max_arguments_per_type = max_arguments_per_type
+        self.max_events, self.max_frames = max_events, max_frames
 
     def heads(self) -> list[HeadSpec]:
         return [
             HeadSpec(self.ARGUMENTS, len(self.labels), rope=True, tril_mask=True),
-            HeadSpec(self.HEAD_LINKS, 1, rope=False, tril_mask=True),
-            HeadSpec(self.TAIL_LINKS, 1, rope=False, tril_mask=True),
+            HeadSpec(self.HEAD_LINKS, 1, rope=False, tril_mask=True, span_head=False),
+            HeadSpec(self.TAIL_LINKS, 1, rope=False, tril_mask=True, span_head=False),
         ]
 
     def gold(self, example: Example) -> list[Event]:
@@ -84,7 +93,13 @@ class EventTask:
         return {self.ARGUMENTS: sorted(arguments), self.HEAD_LINKS: sorted(heads), self.TAIL_LINKS: sorted(tails)}
 
     def decode(self, window: Window, cells: ScoredCells) -> Prediction:
-        """Events (maximal cliques with a trigger) of one window, each scored by its lowest argument logit."""
+        """Events (maximal cliques with a trigger) of one window, each scored by its lowest argument logit.
+
+        At most `max_events`, from at most `max_frames` search frames, those of the strongest
+        triggers first (top_arguments' order). Arguments on special tokens never count. Besides the
+        search, linking tests at most n(n - 1)/2 pairs per event type with a trigger, n at most
+        `max_arguments_per_type`.
+        """
         items = self.top_arguments(window, cells.get(self.ARGUMENTS, ()))
         heads = {(i, j) for _, i, j, _ in cells.get(self.HEAD_LINKS, ())}
         tails = {(i, j) for _, i, j, _ in cells.get(self.TAIL_LINKS, ())}
@@ -95,14 +110,17 @@ class EventTask:
             (h1, t1), (h2, t2) = positions[a], positions[b]
             return (min(h1, h2), max(h1, h2)) in heads and (min(t1, t2), max(t1, t2)) in tails
 
-        return scored_events(keys, [items[k][1] for k in keys], linked)
+        return scored_events(keys, [items[k][1] for k in keys], linked, limit=self.max_events,
+                             budget=self.max_frames)
 
     def top_arguments(self, window: Window, cells: Iterable[tuple[int, int, int, float]]
                       ) -> dict[tuple[str, Span], tuple[tuple[int, int], float]]:
         """(event type, span) -> ((i, j), logit) for the argument cells, at most `max_arguments_per_type` per type.
 
         Cells that map to no characters (special tokens) are skipped; when two cells give the same
-        character span, the higher logit wins.
+        character span, the higher logit wins. Order, which the clique search's bounds follow: event
+        types by their best trigger logit (types without a trigger last; ties by name), and in each
+        type the arguments from the highest logit down.
         """
         per_type: dict[str, dict[Span, tuple[tuple[int, int], float]]] = defaultdict(dict)
         for c, i, j, score in cells:
@@ -114,11 +132,15 @@ class EventTask:
             seen = per_type[event_type].get(span)
             if seen is None or score > seen[1]:
                 per_type[event_type][span] = ((i, j), score)
-        items: dict[tuple[str, Span], tuple[tuple[int, int], float]] = {}
-        for event_type, spans in per_type.items():
-            best = heapq.nlargest(self.max_arguments_per_type, spans.items(), key=lambda kv: (kv[1][1], kv[0]))
-            items.update(((event_type, span), value) for span, value in best)
-        return items
+        kept = {event_type: heapq.nlargest(self.max_arguments_per_type, spans.items(), key=lambda kv: (kv[1][1], kv[0]))
+                for event_type, spans in per_type.items()}
+
+        def strongest_trigger_first(event_type: str) -> tuple[float, str]:
+            triggers = [logit for span, (_, logit) in kept[event_type] if span.label == TRIGGER_ROLE]
+            return -max(triggers, default=float("-inf")), event_type
+
+        return {(event_type, span): value for event_type in sorted(kept, key=strongest_trigger_first)
+                for span, value in kept[event_type]}
 
     def merge(self, windows: Sequence[Prediction]) -> Prediction:
         """Union of the windows' events (best score), without strict subsets of another event of its type."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from gplinker.data.examples import TRIGGER_ROLE, Event, Span
-from gplinker.tasks.cliques import adjacency, clique_tuples
+from gplinker.tasks.cliques import adjacency, clique_search
 
 Linked = Callable[[int, int], bool] | set[tuple[int, int]]
 
@@ -52,34 +52,51 @@ class TypeCliques(NamedTuple):
     event_type: str
     members: list[int]
     cliques: list[tuple[int, ...]]  # node tuples, unsorted
+    frames: int = 0  # Bron–Kerbosch frames searched for them (cliques.clique_search)
 
 
 def event_cliques(
     arguments: Sequence[tuple[str, Span]],
     linked: Linked,
     trigger_role: str = TRIGGER_ROLE,
+    limit: int | None = None,
+    budget: int | None = None,
 ) -> list[TypeCliques]:
     """Per event type, every maximal clique of linked same-type items that holds a trigger.
 
-    The clique search starts from the triggers only (see cliques.clique_tuples), so cliques without
-    one cost nothing. Order: deterministic but unsorted. `linked` as in scored_events. When
-    `arguments` repeats an item, two cliques may give the same or nested span sets; scored_events
-    removes those.
+    The clique search starts from the triggers only (see cliques.clique_search), so cliques without
+    one cost nothing, and a type without a trigger is not even linked. Order: deterministic but
+    unsorted. `linked` as in scored_events. When `arguments` repeats an item, two cliques may give
+    the same or nested span sets; scored_events removes those.
+
+    `limit` (cliques) and `budget` (search frames) bound the whole call, all types together: types
+    are searched in order of first appearance in `arguments`, and in each type the triggers in
+    their order there (unless every item of the type is a trigger: cliques.clique_search), so with
+    arguments listed strongest first a bound keeps the cliques of the strongest triggers. A type
+    reached after a bound is spent gets no cliques.
     """
     is_linked = _link_test(linked)
     by_type: dict[str, list[int]] = {}
     for index, (event_type, _) in enumerate(arguments):
         by_type.setdefault(event_type, []).append(index)
     out = []
+    found = frames = 0
     for event_type, members in by_type.items():
+        triggers = [a for a, k in enumerate(members) if arguments[k][1].label == trigger_role]
+        spent = (limit is not None and found >= limit) or (budget is not None and frames >= budget)
+        if not triggers or spent:
+            out.append(TypeCliques(event_type, members, []))
+            continue
         adj = adjacency(len(members), (
             (a, b)
             for a in range(len(members))
             for b in range(a + 1, len(members))
             if is_linked(members[a], members[b])
         ))
-        triggers = [a for a, k in enumerate(members) if arguments[k][1].label == trigger_role]
-        out.append(TypeCliques(event_type, members, clique_tuples(adj, triggers)))
+        search = clique_search(adj, triggers, None if limit is None else limit - found,
+                               None if budget is None else budget - frames)
+        found, frames = found + len(search.cliques), frames + search.frames
+        out.append(TypeCliques(event_type, members, search.cliques, search.frames))
     return out
 
 
@@ -88,6 +105,8 @@ def scored_events(
     scores: Sequence[float],
     linked: Linked,
     trigger_role: str = TRIGGER_ROLE,
+    limit: int | None = None,
+    budget: int | None = None,
 ) -> dict[Event, float]:
     """Events from decoded (event type, argument) items, each scored by its lowest argument score.
 
@@ -96,10 +115,11 @@ def scored_events(
     `trigger_role` argument are never built. When `arguments` repeats a (type, span) item (one
     argument decoded in two overlapping windows), equal events keep their best score and events
     whose arguments are a strict subset of another's of the same type are dropped; with distinct
-    items the cliques are already distinct and never nested.
+    items the cliques are already distinct and never nested. `limit` and `budget` bound the clique
+    search (event_cliques), so at most `limit` events come back.
     """
     events: dict[Event, float] = {}
-    for group in event_cliques(arguments, linked, trigger_role):
+    for group in event_cliques(arguments, linked, trigger_role, limit, budget):
         for clique in group.cliques:
             members = [group.members[a] for a in clique]
             event = Event(group.event_type, frozenset(arguments[k][1] for k in members))

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-from gplinker.data.encoding import Window
+from gplinker.data.encoding import SPECIAL, Window
 from gplinker.data.examples import Example, Relation, Span
 from gplinker.data.schema import VALUE_SLOT, Schema
 from gplinker.head_spec import HeadSpec
@@ -48,7 +49,13 @@ from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells, merge_max
 
 SUBJECT, OBJECT = 0, 1  # channels of the entity head
-MAX_TUPLES = 2_000  # five-tuples decoded per window at most: a guard against untrained models
+# Bounds on the five-tuple search of one window (five_tuple_search), both far above what a trained
+# model needs and both reached by an untrained one (about half its logits above 0), which would
+# otherwise build millions of tuples and run for minutes. A perfect model (gold cells,
+# `scripts/bench_decode.py --gold-stats`, DuIE 2.0 and 1.0 subsets, train + dev, L 128) needs at
+# most 18 tuples and 59 units of work in a window.
+MAX_TUPLES = 200  # tuples mapping to characters, strongest head links first: 10x the gold maximum
+MAX_WORK = 20_000  # links visited + (link, subject end) probes and their set sizes: ~10 ms of Python
 
 Pos = tuple[int, int]  # (start, end): token positions or character offsets
 Cell = tuple[int, int, int, float]  # (channel, i, j, logit)
@@ -59,17 +66,18 @@ class RelationTask:
     name = "relation"
     ENTITIES, HEADS, TAILS = "entities", "heads", "tails"
 
-    def __init__(self, schema: Schema):
+    def __init__(self, schema: Schema, max_tuples: int = MAX_TUPLES, max_work: int = MAX_WORK):
         self.schema = schema
         self.channels = [(p, s) for p in schema.predicates for s in schema.slots(p)]
         self.channel_index = {pair: k for k, pair in enumerate(self.channels)}
+        self.max_tuples, self.max_work = max_tuples, max_work
 
     def heads(self) -> list[HeadSpec]:
         n = len(self.channels)
         return [
             HeadSpec(self.ENTITIES, 2, rope=True, tril_mask=True),
-            HeadSpec(self.HEADS, n, rope=False, tril_mask=False),
-            HeadSpec(self.TAILS, n, rope=False, tril_mask=False),
+            HeadSpec(self.HEADS, n, rope=False, tril_mask=False, span_head=False),
+            HeadSpec(self.TAILS, n, rope=False, tril_mask=False, span_head=False),
         ]
 
     def label_of(self, relation: Relation) -> str:
@@ -117,7 +125,18 @@ class RelationTask:
         return subject, links
 
     def decode(self, window: Window, cells: ScoredCells) -> Prediction:
-        tuples = five_tuples(cells.get(self.ENTITIES, ()), cells.get(self.HEADS, ()), cells.get(self.TAILS, ()))
+        """Relations of one window, from at most `max_tuples` five-tuples (five_tuple_search's bounds).
+
+        The search also stops at `max_work` units of work. Cells on special tokens never count
+        toward either: they are dropped before it, an entity cell must map to characters, a link
+        cell must join two content tokens. (An untrained model's strongest cells may all touch
+        [CLS]/[SEP]; their tuples would fill the cap and then map to no characters.)
+        """
+        content = {p for p, span in enumerate(window.char_spans) if span != SPECIAL}
+        entities = [cell for cell in cells.get(self.ENTITIES, ()) if window.char_span(cell[1], cell[2]) is not None]
+        heads, tails = ([cell for cell in cells.get(head, ()) if cell[1] in content and cell[2] in content]
+                        for head in (self.HEADS, self.TAILS))
+        tuples = five_tuples(entities, heads, tails, self.max_tuples, self.max_work)
         found: dict[FiveTuple, float] = {}
         for (sh, st, ch, oh, ot), score in tuples.items():
             subject, obj = window.char_span(sh, st), window.char_span(oh, ot)
@@ -157,15 +176,38 @@ class RelationTask:
         return {**out, "text": example.text, "spo_list": spo_list}
 
 
+class FiveTupleSearch(NamedTuple):
+    """What `five_tuple_search` found, and the work it spent (units in its docstring)."""
+
+    tuples: dict[tuple[int, int, int, int, int], float]  # (s_h, s_t, channel, o_h, o_t) -> min of four logits
+    work: int
+
+
 def five_tuples(entities: Iterable[Cell], heads: Iterable[Cell], tails: Iterable[Cell],
-                limit: int = MAX_TUPLES) -> dict[tuple[int, int, int, int, int], float]:
+                limit: int = MAX_TUPLES, budget: int = MAX_WORK) -> dict[tuple[int, int, int, int, int], float]:
     """(s_h, s_t, channel, o_h, o_t) -> min of its four logits, for tuples whose four cells are all present.
 
+    At most `limit` tuples, from the strongest head links; see five_tuple_search.
+    """
+    return five_tuple_search(entities, heads, tails, limit, budget).tuples
+
+
+def five_tuple_search(entities: Iterable[Cell], heads: Iterable[Cell], tails: Iterable[Cell],
+                      limit: int = MAX_TUPLES, budget: int = MAX_WORK) -> FiveTupleSearch:
+    """The five-tuples of five_tuples, with the work spent finding them.
+
     Walks the head links, not the subject × object pairs: each link (ch, s_h, o_h) looks up the
-    subjects starting at s_h, and for each subject end s_t intersects the ends of the objects
-    starting at o_h with the tail links (ch, s_t, ·). Links are visited from the highest logit
-    down and decoding stops at `limit` tuples: a trained model gives tens per window, an
-    untrained one (half its logits above 0) millions, which would exhaust memory.
+    subjects starting at s_h and, for each subject end s_t (highest subject logit first),
+    intersects the ends of the objects starting at o_h with the tail links (ch, s_t, ·). Links are
+    visited from the highest logit down (ties: lowest (ch, s_h, o_h) first), so the tuples kept
+    are those of the strongest links.
+
+    Two bounds, both checked inside the loops: at most `limit` tuples, and at most `budget` units
+    of work, where a link visited costs 1 and a probe of one (link, subject end) pair costs 1 plus
+    the size of the smaller set it intersects. The output cap alone does not bound the work:
+    probes whose intersection comes out empty add no tuple. Besides this, the cost is building
+    the lookups and sorting the links, linear in the cells (a cell list is at most
+    predict.MAX_CELLS long).
     """
     subjects: dict[int, list[tuple[int, float]]] = defaultdict(list)  # start -> [(end, logit)]
     objects: dict[int, dict[int, float]] = defaultdict(dict)  # start -> {end: logit}
@@ -174,23 +216,33 @@ def five_tuples(entities: Iterable[Cell], heads: Iterable[Cell], tails: Iterable
             subjects[i].append((j, score))
         else:
             objects[i][j] = score
+    for ends in subjects.values():
+        ends.sort(key=itemgetter(1), reverse=True)  # highest logit first; ties keep the input order
     tail_rows: dict[tuple[int, int], dict[int, float]] = defaultdict(dict)  # (channel, s_t) -> {o_t: logit}
     for c, i, j, score in tails:
         tail_rows[c, i][j] = score
     out: dict[tuple[int, int, int, int, int], float] = {}
+    work = 0
     for ch, sh, oh, head_score in sorted(heads, key=lambda cell: (-cell[3], cell[:3])):
-        if len(out) >= limit:
+        if len(out) >= limit or work >= budget:
             break
+        work += 1
         object_ends = objects.get(oh)
         if not object_ends:
             continue
         for st, s_score in subjects.get(sh, ()):
             row = tail_rows.get((ch, st))
+            cost = 1 if row is None else 1 + min(len(row), len(object_ends))
+            if work + cost > budget:
+                return FiveTupleSearch(out, work)
+            work += cost
             if row is None:
                 continue
             for ot in object_ends.keys() & row.keys():
                 out[sh, st, ch, oh, ot] = min(s_score, object_ends[ot], head_score, row[ot])
-    return out
+                if len(out) >= limit:
+                    return FiveTupleSearch(out, work)
+    return FiveTupleSearch(out, work)
 
 
 def merge_slots(found: dict[FiveTuple, float]) -> dict[Relation, float]:
