@@ -103,6 +103,8 @@ def predict(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
+    max_length: int | None = typer.Option(None, "--max-length", help="tokens per window (default: the longest "
+                                          "training window; longer ones warn: the model never saw those positions)"),
     runtime: str = typer.Option("auto", help="torch | onnx (a dir written by `gplinker export`, CPU onnxruntime) | "
                                              "auto (torch when the dir has model.safetensors, else onnx)"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
@@ -121,7 +123,8 @@ def predict(
     try:
         rank_device = distributed.setup(device)
         predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
-                                              runtime=runtime, trust_remote_code=trust_remote_code, threshold=threshold)
+                                              runtime=runtime, trust_remote_code=trust_remote_code, threshold=threshold,
+                                              max_length=max_length)
         lines = read_text_lines(input)
         main = distributed.is_main()
         sink = open(output, "w", encoding="utf-8") if output and main else sys.stdout

@@ -110,3 +110,32 @@ def test_none_lifts_every_limit(tmp_path):
     _, out = tiny_run(tmp_path, "model.max_span_length=none")
     model, section = GPLinkerModel.load(out / "best")
     assert model.heads["entities"].max_span is None and section["limits"]["heads"]["entities"]["max_span"] is None
+
+
+def test_prediction_windows_are_capped_at_the_longest_training_window(tmp_path):
+    from gplinker.predict import Predictor
+
+    _, out = tiny_run(tmp_path)
+    longest = max(len(t) for t, _ in NER_SENTENCES) + 2  # one token per character, plus [CLS] and [SEP]
+    predictor = Predictor.from_pretrained(out / "best", device="cpu")
+    assert predictor.encoder.max_length == longest < 32  # trained with data.max_length 32
+    assert predictor.encoder.stride <= (longest - 2) // 2
+    with pytest.warns(UserWarning, match="longer than any training window"):
+        wide = Predictor.from_pretrained(out / "best", device="cpu", max_length=32)
+    assert wide.encoder.max_length == 32
+    document = "".join(t for t, _ in NER_SENTENCES)
+    from gplinker.data.examples import Example
+
+    (spans,) = predictor.predict([Example(document)])
+    limit = json.loads((out / "best" / "config.json").read_text())["gplinker"]["limits"]["heads"]["entities"]
+    assert all(s.end - s.start <= limit["max_span"] for s in spans)  # one token per character here
+
+
+def test_decoding_drops_spans_longer_than_their_channel_limit():
+    from gplinker.predict import Predictor
+
+    cells = {"entities": [(0, 1, 3, 2.0), (0, 1, 9, 3.0), (1, 0, 9, 1.0)], "other": [(0, 0, 50, 1.0)]}
+    predictor = Predictor.__new__(Predictor)
+    predictor.span_limits = {"entities": [5, None]}
+    assert predictor.within_limits(cells) == {"entities": [(0, 1, 3, 2.0), (1, 0, 9, 1.0)],
+                                              "other": [(0, 0, 50, 1.0)]}
