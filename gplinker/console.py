@@ -31,7 +31,8 @@ class RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
+        unit = task.fields.get("unit", self.unit)  # a task may name its own unit
+        return Text("" if speed is None else f"{speed:,.0f} {unit}/s", style="progress.data.speed")
 
 
 def make_progress(console: Console | None, unit: str, *, transient: bool = False, info: bool = False) -> Progress:

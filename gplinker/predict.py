@@ -84,28 +84,34 @@ class Predictor:
                    char_level=section.get("char_level", False), batch_size=batch_size, device=dev, runtime=session,
                    span_limits={h: v.get("channels", []) for h, v in limits.get("heads", {}).items()})
 
-    def predict(self, examples: Sequence[Example]) -> list[Prediction]:
-        """One merged prediction per example, in input order."""
+    def predict(self, examples: Sequence[Example],
+                progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
+        """One merged prediction per example, in input order; progress(windows done, windows) after each batch."""
         windows = self.encoder.encode([e.text for e in examples])
-        per_window = self.decode_windows(windows)
+        per_window = self.decode_windows(windows, progress)
         grouped: list[list[Prediction]] = [[] for _ in examples]
         for window, prediction in zip(windows, per_window):
             grouped[window.example_index].append(prediction)
         return [self.task.merge(g) for g in grouped]
 
     @torch.inference_mode()
-    def decode_windows(self, windows: Sequence[Window]) -> list[Prediction]:
+    def decode_windows(self, windows: Sequence[Window],
+                       progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Run the model over windows in length-sorted batches; decode each window; input order kept."""
         out: list[Prediction] = [{} for _ in windows]
         was_training = self.model is not None and self.model.training
         if self.model is not None:
             self.model.eval()
+        done = 0
         for indices in inference_batches([len(w) for w in windows], self.batch_size):
             batch = [windows[k] for k in indices]
             inputs = {k: v.to(self.device) for k, v in collate(batch, self.pad_id).items()}
             cells = cells_above(self.logits(inputs), self.threshold, len(batch))
             for b, k in enumerate(indices):
                 out[k] = self.task.decode(windows[k], self.within_limits(cells[b]))
+            done += len(indices)
+            if progress is not None:
+                progress(done, len(windows))
         if was_training and self.model is not None:
             self.model.train()
         return out

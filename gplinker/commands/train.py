@@ -20,7 +20,7 @@ from torch import nn
 from gplinker import distributed as dist
 from gplinker.commands.training_data import TrainingData
 from gplinker.config import Config, to_dict
-from gplinker.console import say
+from gplinker.console import make_progress, say
 from gplinker.data.batching import train_batches
 from gplinker.data.corpus import Corpus
 from gplinker.data.examples import Example
@@ -176,7 +176,15 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
                                   stride=cfg.data.stride, threshold=cfg.model.threshold,
                                   batch_size=cfg.train.eval_batch_size, device=next(m.parameters()).device,
                                   amp=cfg.train.amp, char_level=cfg.data.char_level)
-            mine = predictor.predict(dist.shard(dev_examples))  # each rank predicts its share ...
+            task_id = progress.add_task("evaluating", total=None, unit="windows", info="") if progress else None
+
+            def advance(done: int, total: int) -> None:
+                if progress is not None and task_id is not None:
+                    progress.update(task_id, completed=done, total=total)
+
+            mine = predictor.predict(dist.shard(dev_examples), advance)  # each rank predicts its share ...
+            if progress is not None and task_id is not None:
+                progress.remove_task(task_id)
             predictions = dist.unshard(dist.gather_objects(mine))  # ... and every rank scores them all once
             scores = task.score(dev_examples, predictions)
             return scores.main, scores.metrics
@@ -187,8 +195,10 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
     parameters = sum(p.numel() for p in model.parameters())
     say(console, f"task {cfg.task}: {corpus.report.examples} training examples → {len(windows)} windows; "
                  f"{len(dev_examples)} dev examples; {parameters / 1e6:.2f}M parameters")
-    result = fit(model=model, make_batch=make_batch, batch_order=batch_order, cfg=cfg.train, save_model=save_model,
-                 evaluate=evaluate, resume_from=resume_from, console=console)
+    with make_progress(console, "steps", info=True) as progress:  # training and evaluation bars, one display
+        result = fit(model=model, make_batch=make_batch, batch_order=batch_order, cfg=cfg.train,
+                     save_model=save_model, evaluate=evaluate, resume_from=resume_from, console=console,
+                     progress=progress if console is not None else None)
     return TrainReport(result, corpus.report, dev_report, len(windows), unplaced)
 
 

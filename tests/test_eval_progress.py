@@ -1,0 +1,33 @@
+"""Every evaluation during training shows a progress bar over its windows, and logs its wall time."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from gplinker.commands.train import train
+from gplinker.config import load_config
+from gplinker.data.examples import Example
+from gplinker.predict import Predictor
+from tests.conftest import NER_SENTENCES, spans_record, tiny_overrides, write_jsonl
+
+
+def test_predict_reports_windows_done_after_each_batch(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", [spans_record(t, e) for t, e in NER_SENTENCES])
+    train(load_config(None, tiny_overrides(data, None, tmp_path / "run", "train.max_steps=1")))
+    predictor = Predictor.from_pretrained(tmp_path / "run" / "last", device="cpu", batch_size=3)
+    calls = []
+    predictor.predict([Example(t) for t, _ in NER_SENTENCES], lambda done, total: calls.append((done, total)))
+    assert calls == [(3, 8), (6, 8), (8, 8)]
+
+
+def test_training_evaluations_draw_a_bar_and_log_seconds(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", [spans_record(t, e) for t, e in NER_SENTENCES])
+    console = Console(record=True, width=200, force_terminal=True)
+    train(load_config(None, tiny_overrides(data, data, tmp_path / "run", "train.max_steps=2", "train.eval_every=1")),
+          console=console)
+    assert "evaluating" in console.export_text()
+    evals = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+             if json.loads(x)["event"] == "eval"]
+    assert len(evals) == 2 and all(e["seconds"] >= 0 for e in evals)
