@@ -115,7 +115,7 @@ def fixed_padding_predictor(base):
 
     class FixedPadding(Predictor):
         @torch.inference_mode()
-        def decode_windows(self, windows):
+        def decode_windows(self, windows, progress=None):  # noqa: ARG002 -- no progress in the baseline
             out = []
             for a in range(0, len(windows), self.batch_size):
                 batch = windows[a : a + self.batch_size]
@@ -124,13 +124,13 @@ def fixed_padding_predictor(base):
                 inputs = {"input_ids": F.pad(inputs["input_ids"], (0, pad), value=self.pad_id),
                           "attention_mask": F.pad(inputs["attention_mask"], (0, pad))}  # (B, max_length)
                 cells = cells_above(self.logits(inputs), self.threshold, len(batch))
-                out.extend(self.task.decode(w, c) for w, c in zip(batch, cells))
+                out.extend(self.task.decode(w, self.within_limits(c)) for w, c in zip(batch, cells))
             return out
 
     return FixedPadding(model=base.model, tokenizer=base.tokenizer, task=base.task,
                         max_length=base.encoder.max_length, stride=base.encoder.stride, threshold=base.threshold,
                         batch_size=base.batch_size, device=base.device, amp=base.amp,
-                        char_level=base.encoder.char_level, runtime=base.runtime)
+                        char_level=base.encoder.char_level, runtime=base.runtime, span_limits=base.span_limits)
 
 
 def run_lines(predictor, lines: list[str]) -> tuple[float, list[dict]]:
