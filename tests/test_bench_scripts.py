@@ -20,6 +20,9 @@ HEADERS = {
     "bench_cache.py": ["| stage | median s | speed-up |"],
     "bench_compile.py": ["| L | eager ms | compiled ms | compiled / eager |"],
     "bench_cliques.py": ["| graph | edges | maximal cliques | events (1 trigger) | maximal_cliques |"],
+    "bench_scale.py": ["| row | measurement | before | now | goal | met |"],
+    "bench_long.py": ["| variant | sentence F1 | document F1 | document / sentence |",
+                      "| variant | predict window (tokens) | longest training window |"],
 }
 
 

@@ -577,10 +577,11 @@ def predicate_subset(lines: list[str], predicates: tuple[str, ...]) -> list[str]
 @pytest.mark.slow
 def test_real_short_training_raises_dev_f1(tmp_path):
     """A scratch model on a DuIE 2.0 subset (two predicates): dev triple F1 after training beats the untrained one's."""
-    from gplinker.commands.train import build_model, load_schema, train
+    from gplinker.commands.train import build_model, train
     from gplinker.config import load_config
     from gplinker.data.reading import read_examples
     from gplinker.devices import seed_everything
+    from gplinker.modeling.encoders import char_counts
     from gplinker.predict import Predictor
 
     folder = SHARED_DATA / "duie2-subset"
@@ -595,16 +596,16 @@ def test_real_short_training_raises_dev_f1(tmp_path):
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "duie.yaml", [
         f"data.train={train_file}", f"data.dev={dev_file}", f"data.schema={schema_file}",
         f"train.output_dir={tmp_path / 'run'}", f"train.max_steps={steps}", f"train.eval_every={steps // 2}",
-        "train.log_every=50", "train.lr=3e-3", "train.eval_batch_size=64", "model.head_size=32",
+        "data.max_length=128", "train.log_every=50", "train.lr=3e-3", "train.eval_batch_size=64", "model.head_size=32",
         "model.scratch.hidden_size=128", "model.scratch.num_layers=2", "model.scratch.intermediate_size=256",
         "model.scratch.min_char_count=1"])
     train_examples, _ = read_examples(train_file, "duie2", "relation")
     dev, _ = read_examples(dev_file, "duie2", "relation")
     # the untrained model: same seed, so the same initialisation as the run below
     seed_everything(cfg.train.seed)
-    task = build_task("relation", load_schema(cfg, train_examples, "duie2"))
-    model, tokenizer = build_model(cfg, task, [e.text for e in train_examples])
-    untrained = Predictor(model=model, tokenizer=tokenizer, task=task, max_length=cfg.data.max_length,
+    task = build_task("relation", load_duie_schema(schema_file))
+    model, tokenizer = build_model(cfg, task, char_counts(e.text for e in train_examples))
+    untrained = Predictor(model=model, tokenizer=tokenizer, task=task, max_length=128,
                           stride=cfg.data.stride, threshold=0.0, batch_size=64)
     f1_before = task.score(dev, untrained.predict(dev)).main
     start = time.time()

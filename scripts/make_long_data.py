@@ -1,0 +1,154 @@
+"""Synthetic CLUENER-like sentences (nested entities) and documents joined from them, for scripts/bench_long.py.
+
+Every sentence is generated here from templates and word lists; none comes from a corpus.
+Entity types: person, organization, location, book (the title with its 《》). An organisation
+built on a place name nests it (北京大学 ⊃ 北京); sentences are 20-40 characters, like CLUENER's
+(≤ 50). Spans format: {"text", "entities": [{"start", "end" (exclusive), "type", "text"}]}.
+A document is consecutive sentences joined with no separator, every gold span shifted along.
+
+    python scripts/make_long_data.py OUT_DIR                 # train.jsonl 2,000, dev.jsonl 600, docs.jsonl
+    python scripts/make_long_data.py OUT_DIR --train 200 --dev 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐韩冯邓曹彭曾萧田董潘袁蔡蒋余")
+GIVEN = ["伟", "芳", "娜", "敏", "静", "磊", "洋", "勇", "艳", "杰", "涛", "明", "超", "霞", "平", "刚", "桂英",
+         "建华", "晓东", "文博", "思远", "雨桐", "子涵", "浩然", "一鸣", "嘉怡", "志强", "秀兰", "海燕", "国庆"]
+PLACES = ["北京", "上海", "广州", "深圳", "杭州", "南京", "成都", "武汉", "西安", "重庆", "天津", "苏州", "长沙",
+          "郑州", "青岛", "厦门", "昆明", "大连", "宁波", "合肥", "福州", "济南", "沈阳", "兰州", "贵阳", "南宁",
+          "哈尔滨", "石家庄", "乌鲁木齐", "呼和浩特", "香港", "台北", "东京", "巴黎", "伦敦", "纽约", "温州", "无锡"]
+ORG_SUFFIX = ["大学", "银行", "人民医院", "科技公司", "研究院", "图书馆", "博物馆", "师范大学", "足球俱乐部", "电视台",
+              "日报社", "交响乐团"]
+BRANDS = ["华星", "远航", "青禾", "蓝海", "启明", "恒通", "白石", "金桥", "云帆", "长风"]
+BRAND_SUFFIX = ["集团", "公司", "基金会", "出版社"]
+TITLE_A = ["春风", "远山", "星河", "长夜", "故乡", "旧梦", "白鸟", "灯塔", "荒原", "河流", "雪国",
+           "归途", "少年", "海风"]
+TITLE_B = ["", "的故事", "之歌", "往事", "与我", "十年", "的秘密", "纪事"]
+PREFIX = ["", "", "据报道，", "昨天，", "今年春天，", "记者了解到，", "上周末，"]
+SUFFIX = ["。", "。", "，引起了广泛关注。", "，现场气氛热烈。", "，受到读者好评。", "，前景令人期待。"]
+
+TEMPLATES = [
+    "{person}毕业于{org}，现在在{place}工作",
+    "{person}在{place}参加了一场关于{book}的讲座",
+    "{org}的{person}表示，明年将在{place}开设分部",
+    "{person}和{person2}在{place}见面，讨论了合作事宜",
+    "{person}的新书{book}由{brand}出版",
+    "{brand}宣布与{org}签署了长期合作协议",
+    "来自{place}的{person}获得了{org}颁发的奖学金",
+    "{person}说：“我在{place}生活了很多年。”",
+    "{org}计划在{place2}举办读书节，推荐{book}",
+    "{place}和{place2}之间的高铁线路正式开通",
+    "{person}把{book}推荐给了{org}的学生们",
+    "{brand}的创始人{person}出生在{place}",
+    "{person}在{org}做了题为{book}的报告",
+    "{person}带着{book}去了{place}旅行",
+    "{org}的研究人员{person}回到了{place}",
+]
+
+
+def person(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + rng.choice(GIVEN)
+
+
+def book(rng: random.Random) -> str:
+    return "《" + rng.choice(TITLE_A) + rng.choice(TITLE_B) + "》"
+
+
+def sentence(rng: random.Random, min_chars: int = 20, max_chars: int = 40) -> dict:
+    """One sentence of min_chars..max_chars characters with its entities (spans format), nested ones included."""
+    while True:
+        text, entities = rng.choice(PREFIX), []
+        parts = rng.choice(TEMPLATES).replace("}", "{").split("{")
+        for k, part in enumerate(parts):
+            if k % 2 == 0:
+                text += part
+                continue
+            start = len(text)
+            if part.startswith("person"):
+                value, label = person(rng), "person"
+            elif part.startswith("place"):
+                value, label = rng.choice(PLACES), "location"
+            elif part == "book":
+                value, label = book(rng), "book"
+            elif part == "brand":
+                value, label = rng.choice(BRANDS) + rng.choice(BRAND_SUFFIX), "organization"
+            else:  # org: place + suffix, with the place nested inside
+                place = rng.choice(PLACES)
+                value, label = place + rng.choice(ORG_SUFFIX), "organization"
+                entities.append({"start": start, "end": start + len(place), "type": "location", "text": place})
+            text += value
+            entities.append({"start": start, "end": start + len(value), "type": label, "text": value})
+        if not text.endswith("。”"):
+            text += rng.choice(SUFFIX)
+        if min_chars <= len(text) <= max_chars:
+            entities.sort(key=lambda e: (e["start"], e["end"], e["type"]))
+            return {"text": text, "entities": entities}
+
+
+def sentences(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    return [sentence(rng) for _ in range(n)]
+
+
+def join(rows: Sequence[dict]) -> dict:
+    """Rows joined with no separator into one document; every gold span's offsets shifted into it."""
+    text, entities = "", []
+    for row in rows:
+        entities += [{**e, "start": e["start"] + len(text), "end": e["end"] + len(text)} for e in row["entities"]]
+        text += row["text"]
+    return {"text": text, "entities": entities}
+
+
+def group_by_chars(items: Sequence[T], length: Callable[[T], int], chars: int) -> list[list[T]]:
+    """Consecutive items cut into round(total / chars) groups of about equal characters (at least one group).
+
+    Every item lands in exactly one group, in order.
+    """
+    total = sum(length(x) for x in items)
+    n_groups = max(1, round(total / chars))
+    groups: list[list[T]] = [[] for _ in range(n_groups)]
+    seen = 0
+    for item in items:
+        groups[min(n_groups - 1, seen * n_groups // max(total, 1))].append(item)
+        seen += length(item)
+    return [g for g in groups if g]
+
+
+def documents(rows: Sequence[dict], chars: int = 1500) -> list[dict]:
+    """Consecutive rows joined into documents of about `chars` characters; each row is in exactly one."""
+    return [join(g) for g in group_by_chars(rows, lambda r: len(r["text"]), chars)]
+
+
+def write_jsonl(path: Path, rows: Sequence[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--dev", type=int, default=600)
+    parser.add_argument("--doc-chars", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=20261201)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    train, dev = sentences(args.train, args.seed), sentences(args.dev, args.seed + 1)
+    docs = documents(dev, args.doc_chars)
+    for name, rows in (("train", train), ("dev", dev), ("docs", docs)):
+        write_jsonl(args.out / f"{name}.jsonl", rows)
+    print(f"wrote {len(train)} train, {len(dev)} dev sentences and {len(docs)} documents to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
