@@ -8,7 +8,8 @@ What is measured, and how:
   train  one model per variant on the training sentences (gplinker.commands.train.train, scratch encoder,
          data.max_length 128, data.stride 32, best checkpoint by span F1 on the dev sentences). Budget: synthetic
          --epochs 4 (dev span F1 0.996 after 3 epochs in a trial), scratch BERT 128 x 2 layers, batch 16, lr 1e-3;
-         CLUENER --cluener-epochs 2 of batch 32, same encoder sizes, char_level (the setup prints its budget):
+         CLUENER --cluener-epochs 1 of batch 32 (336 steps; 3,833 packed windows = 120 steps with c), same encoder
+         sizes, char_level: about 3.5-5 min per variant at load 5 on 2 cores (the setup prints its budget):
            a  before       model.max_span_length=none, data.pack=false; predicted with windows of data.max_length
                            (Predictor.from_pretrained(max_length=128), i.e. `gplinker predict --max-length 128`)
            b  auto limits  the defaults (model.max_span_length auto); predicted as `gplinker predict` predicts
@@ -327,7 +328,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per synthetic variant")
     parser.add_argument("--hidden", type=int, default=128, help="scratch encoder hidden size (synthetic set)")
     parser.add_argument("--layers", type=int, default=2, help="scratch encoder layers (synthetic set)")
-    parser.add_argument("--cluener-epochs", type=int, default=2, help="epochs per CLUENER variant")
+    parser.add_argument("--cluener-epochs", type=int, default=1, help="epochs per CLUENER variant")
     parser.add_argument("--cluener-steps", type=int, default=0, help="optimizer steps instead (0: use the epochs)")
     parser.add_argument("--doc-chars", type=int, default=1500, help="characters per document (about)")
     parser.add_argument("--repeats", type=int, default=5, help="timed predict runs per side")
@@ -374,7 +375,7 @@ def main() -> None:
                     "model.scratch.max_position=128", "model.scratch.min_char_count=2", "model.head_size=64",
                     f"train.epochs={args.cluener_epochs}", f"train.max_steps={args.cluener_steps}",
                     "train.batch_size=32", "train.lr=1e-3", "train.warmup_ratio=0.06", "train.seed=42",
-                    "data.num_proc=2", "train.log_every=100", "train.keep_checkpoints=1"]
+                    "data.num_proc=2", "train.log_every=1000", "train.keep_checkpoints=1"]
             length = f"{args.cluener_steps} steps" if args.cluener_steps else f"{args.cluener_epochs} epoch(s)"
             budget = (f"{length} x batch 32 per variant, lr 1e-3, char_level; scratch BERT "
                       "hidden 128 x 2 layers, 4 heads, FFN 256, 128 positions, min_char_count 2; head_size 64; "
