@@ -12,6 +12,8 @@ import json
 import random
 from pathlib import Path
 
+from make_long_data import fill, join  # scripts/ is on sys.path when a script runs
+
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高")
 GIVEN = ["伟", "芳", "娜", "敏", "静", "磊", "洋", "勇", "艳", "杰", "涛", "明", "超", "霞", "平", "刚", "桂英",
          "建华", "晓东", "文博", "思远", "雨桐", "子涵", "浩然", "一鸣", "嘉怡"]
@@ -50,38 +52,22 @@ def date(rng: random.Random) -> str:
 
 def sentence(rng: random.Random) -> dict:
     """One sentence with its entities; an organisation also yields its nested place."""
-    template = rng.choice(TEMPLATES)
-    text, entities = "", []
-    parts = template.replace("}", "{").split("{")
-    for k, part in enumerate(parts):
-        if k % 2 == 0:
-            text += part
-            continue
-        start = len(text)
-        if part.startswith("person"):
-            value, label = person(rng), "person"
-        elif part.startswith("place"):
-            value, label = rng.choice(PLACES), "location"
-        elif part == "date":
-            value, label = date(rng), "date"
-        else:  # org: place + suffix, with the place nested inside
-            place = rng.choice(PLACES)
-            value, label = place + rng.choice(ORG_SUFFIX), "organization"
-            entities.append({"start": start, "end": start + len(place), "type": "location", "text": place})
-        text += value
-        entities.append({"start": start, "end": start + len(value), "type": label, "text": value})
+
+    def value(slot: str) -> tuple[str, str]:
+        if slot.startswith("person"):
+            return person(rng), "person"
+        if slot.startswith("place"):
+            return rng.choice(PLACES), "location"
+        return date(rng), "date"
+
+    text, entities = fill(rng, rng.choice(TEMPLATES), "", value, PLACES, ORG_SUFFIX)
     entities.sort(key=lambda e: (e["start"], e["end"], e["type"]))
     return {"text": text, "entities": entities}
 
 
 def long_text(rng: random.Random, n: int) -> dict:
     """Several sentences joined: longer than one demo window, to show sliding windows at work."""
-    parts = [sentence(rng) for _ in range(n)]
-    text, entities = "", []
-    for p in parts:
-        entities += [{**e, "start": e["start"] + len(text), "end": e["end"] + len(text)} for e in p["entities"]]
-        text += p["text"]
-    return {"text": text, "entities": entities}
+    return join([sentence(rng) for _ in range(n)])
 
 
 def main() -> None:

@@ -64,30 +64,42 @@ def book(rng: random.Random) -> str:
     return "《" + rng.choice(TITLE_A) + rng.choice(TITLE_B) + "》"
 
 
+def fill(rng: random.Random, template: str, text: str, value: Callable[[str], tuple[str, str]],
+         places: Sequence[str], org_suffixes: Sequence[str]) -> tuple[str, list[dict]]:
+    """`template` filled after `text`: each {slot} by value(slot) -> (text, label), or, for an {org} slot, a place
+    plus a suffix with the place nested inside as a location. Returns the text and its entities (spans format)."""
+    entities: list[dict] = []
+    for k, part in enumerate(template.replace("}", "{").split("{")):
+        if k % 2 == 0:
+            text += part
+            continue
+        start = len(text)
+        if part.startswith("org"):
+            place = rng.choice(places)
+            filled, label = place + rng.choice(org_suffixes), "organization"
+            entities.append({"start": start, "end": start + len(place), "type": "location", "text": place})
+        else:
+            filled, label = value(part)
+        text += filled
+        entities.append({"start": start, "end": start + len(filled), "type": label, "text": filled})
+    return text, entities
+
+
 def sentence(rng: random.Random, min_chars: int = 20, max_chars: int = 40) -> dict:
     """One sentence of min_chars..max_chars characters with its entities (spans format), nested ones included."""
+
+    def value(slot: str) -> tuple[str, str]:
+        if slot.startswith("person"):
+            return person(rng), "person"
+        if slot.startswith("place"):
+            return rng.choice(PLACES), "location"
+        if slot == "book":
+            return book(rng), "book"
+        return rng.choice(BRANDS) + rng.choice(BRAND_SUFFIX), "organization"  # brand
+
     while True:
-        text, entities = rng.choice(PREFIX), []
-        parts = rng.choice(TEMPLATES).replace("}", "{").split("{")
-        for k, part in enumerate(parts):
-            if k % 2 == 0:
-                text += part
-                continue
-            start = len(text)
-            if part.startswith("person"):
-                value, label = person(rng), "person"
-            elif part.startswith("place"):
-                value, label = rng.choice(PLACES), "location"
-            elif part == "book":
-                value, label = book(rng), "book"
-            elif part == "brand":
-                value, label = rng.choice(BRANDS) + rng.choice(BRAND_SUFFIX), "organization"
-            else:  # org: place + suffix, with the place nested inside
-                place = rng.choice(PLACES)
-                value, label = place + rng.choice(ORG_SUFFIX), "organization"
-                entities.append({"start": start, "end": start + len(place), "type": "location", "text": place})
-            text += value
-            entities.append({"start": start, "end": start + len(value), "type": label, "text": value})
+        prefix = rng.choice(PREFIX)
+        text, entities = fill(rng, rng.choice(TEMPLATES), prefix, value, PLACES, ORG_SUFFIX)
         if not text.endswith("。”"):
             text += rng.choice(SUFFIX)
         if min_chars <= len(text) <= max_chars:
