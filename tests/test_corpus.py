@@ -233,3 +233,17 @@ def test_training_reuses_the_cache_until_the_file_changes(tmp_path, data, monkey
     write_jsonl(data, rows[1:])  # one example fewer
     assert "encoding cache" not in run()
     assert len(list((out / "cache").glob("windows-*"))) == 2
+
+
+def test_auto_max_length_of_training_equals_the_rule_check_uses(tmp_path, tokenizer):
+    from gplinker.data.encoding import auto_max_length, token_counts
+
+    rows = [spans_record(t, []) for t in ("张伟", "李娜去了", "王芳")]  # texts far shorter than 8 tokens
+    data = write_jsonl(tmp_path / "short.jsonl", rows)
+    stages = TrainingData(tmp_path / "run", 1, None)
+    corpus, key, _ = stages.corpus(str(data), "spans", skip_invalid=False)
+    got, _ = stages.max_length(corpus, key, tokenizer, False, 512)
+    counts = token_counts(tokenizer, [r["text"] for r in rows])
+    assert got == auto_max_length(counts, 2, 512) == 8
+    cached, _ = stages.max_length(corpus, key, tokenizer, False, 512)  # from lengths-<key>.json
+    assert cached == got

@@ -579,9 +579,9 @@ def test_real_short_training_raises_dev_f1(tmp_path):
     """A scratch model on a DuIE 2.0 subset (two predicates): dev triple F1 after training beats the untrained one's."""
     from gplinker.commands.train import build_model, train
     from gplinker.config import load_config
+    from gplinker.data.encoding import char_counts
     from gplinker.data.reading import read_examples
     from gplinker.devices import seed_everything
-    from gplinker.modeling.encoders import char_counts
     from gplinker.predict import Predictor
 
     folder = SHARED_DATA / "duie2-subset"

@@ -110,7 +110,8 @@ def settings_from_config(cfg: Config) -> CheckSettings:
     The scratch vocabulary is made from data.train (with model.scratch.min_char_count), and
     `data.max_length: auto` is resolved from data.train's texts, both as in training.
     """
-    from gplinker.modeling.encoders import char_counts, load_tokenizer, scratch_tokenizer
+    from gplinker.data.encoding import char_counts
+    from gplinker.modeling.encoders import load_tokenizer, scratch_tokenizer
 
     if not cfg.data.train and (cfg.model.encoder == "scratch" or cfg.data.max_length == "auto"):
         raise ConfigError("the config sets no data.train, which check needs for the scratch vocabulary "

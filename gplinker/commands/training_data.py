@@ -24,7 +24,7 @@ from gplinker import distributed as dist
 from gplinker.console import make_progress, say
 from gplinker.data import cache
 from gplinker.data.corpus import Corpus, load_corpus, parse_source, save_meta
-from gplinker.data.encoding import WindowEncoder, auto_max_length, special_tokens_around, token_counts
+from gplinker.data.encoding import WindowEncoder, auto_max_length, share_tokens, special_tokens_around, token_counts
 from gplinker.data.sources import fingerprint
 from gplinker.data.window_table import WindowTable, load_windows
 from gplinker.data.window_table import save_meta as save_window_meta
@@ -101,16 +101,13 @@ class TrainingData:
                     counts += token_counts(tokenizer, batch, char_level)
                     batch = []
             counts += token_counts(tokenizer, batch, char_level)
-            summary = {"texts": len(counts), "max": max(counts, default=0),
-                       "need": auto_max_length(counts, 0, None) if counts else 0}
+            summary = {"texts": len(counts), "max": max(counts, default=0), "need": share_tokens(counts)}
             if dist.is_main() or not self.shared:
                 tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
                 tmp.write_text(json.dumps(summary), encoding="utf-8")
                 os.replace(tmp, path)
         prefix, suffix = special_tokens_around(tokenizer)
-        specials = len(prefix) + len(suffix)
-        need = max(8, int(summary["need"]) + specials)
-        return (min(need, limit) if limit is not None else need), summary
+        return auto_max_length([int(summary["need"])], len(prefix) + len(suffix), limit), summary
 
     def windows(self, corpus: Corpus, corpus_key: str, tokenizer: Any, task: Task, *, max_length: int, stride: int,
                 char_level: bool, pack: bool = False) -> tuple[WindowTable, bool]:

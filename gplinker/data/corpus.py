@@ -21,6 +21,7 @@ from typing import Any
 
 from rich.progress import Progress
 
+from gplinker.data.encoding import char_counts
 from gplinker.data.examples import Example, example_from_json, labels_to_json
 from gplinker.data.formats import LineAccounting, LineError, ReadReport, decode_json_line
 from gplinker.data.mapping import map_in_chunks, open_files, quiet_datasets
@@ -62,10 +63,7 @@ class Corpus:
 
     def char_counts(self) -> Counter[str]:
         """How often each character occurs in the kept texts (a scratch vocabulary is made from them)."""
-        counts: Counter[str] = Counter()
-        for text in self.texts():
-            counts.update(text)
-        return counts
+        return char_counts(self.texts())
 
     def batches(self, columns: list[str]) -> Iterator[dict[str, list[Any]]]:
         """Columns of the table, ROWS_PER_SCAN rows at a time, as Python lists."""

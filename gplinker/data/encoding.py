@@ -9,7 +9,8 @@ placed (characters → positions) and predictions read back (positions → chara
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
@@ -152,6 +153,14 @@ def special_tokens_around(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int]
     raise ConfigError("could not find where the tokenizer puts its special tokens")
 
 
+def char_counts(texts: Iterable[str]) -> Counter[str]:
+    """How often each character occurs in `texts` (a scratch vocabulary is made from them)."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(text)
+    return counts
+
+
 def token_counts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], char_level: bool = False) -> list[int]:
     """Content tokens (no special tokens) of each text, tokenized as WindowEncoder tokenizes it."""
     if not texts:
@@ -176,8 +185,12 @@ def auto_max_length(counts: Sequence[int], specials: int, limit: int | None) -> 
     number ceil(0.999 n). The result is at least 8 (the smallest window a config accepts); longer
     texts still slide through several windows.
     """
+    need = max(8, share_tokens(counts) + specials)
+    return min(need, limit) if limit is not None else need
+
+
+def share_tokens(counts: Sequence[int]) -> int:
+    """Content tokens of text number ceil(0.999 n) of n texts sorted by length (0 without texts)."""
     ordered = sorted(counts)
     num, den = AUTO_SHARE
-    need = ordered[-(-len(ordered) * num // den) - 1] + specials if ordered else 0
-    need = max(8, need)
-    return min(need, limit) if limit is not None else need
+    return ordered[-(-len(ordered) * num // den) - 1] if ordered else 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gplinker.config import ScratchConfig
+from gplinker.data.encoding import char_counts
 from gplinker.errors import ConfigError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -29,14 +30,6 @@ def char_vocab(counts: Mapping[str, int], normalize: Callable[[str], str], min_c
                 normalized[c] += n
     chars = sorted(ch for ch, n in normalized.items() if n >= min_count)
     return SPECIAL_TOKENS + chars + ["##" + ch for ch in chars]
-
-
-def char_counts(texts: Iterable[str]) -> Counter[str]:
-    """How often each character occurs in `texts`."""
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(text)
-    return counts
 
 
 def scratch_tokenizer(texts: Iterable[str] | Mapping[str, int], min_count: int = 1) -> Any:
