@@ -146,7 +146,13 @@ def inference_windows(section: dict[str, Any], tokenizer: Any, max_length: int |
     beyond it were never trained (a scratch encoder's position embeddings there are random), so a
     model trained on sentences predicts on documents through sentence-sized windows. `max_length`
     overrides that; beyond the longest training window a warning says why it is risky. The stride
-    is the training one, at most half of a window's content tokens.
+    is the training one, at most half of a window's content tokens; when every head of the model is a
+    span head with a length limit (NER), it is at most
+        overlap = longest decodable span - 1 tokens,
+    enough for every span that decoding keeps to lie wholly in some window (windows step by
+    budget - overlap, so one of them holds tokens [p, p + max_span) for every p), and fewer windows
+    cover a document. Link heads (relations, events) pair spans at any distance: those keep the
+    training stride.
     """
     trained = int(section["max_length"])
     longest = int(section.get("limits", {}).get("max_window") or trained)
@@ -157,7 +163,11 @@ def inference_windows(section: dict[str, Any], tokenizer: Any, max_length: int |
                       UserWarning, stacklevel=3)
     prefix, suffix = special_tokens_around(tokenizer)
     budget = window - len(prefix) - len(suffix)
-    return window, max(0, min(int(section["stride"]), budget // 2))
+    overlap = min(int(section["stride"]), budget // 2)
+    spans = [h.get("max_span") for h in section.get("heads", [])]
+    if spans and all(h.get("span_head", True) for h in section["heads"]) and None not in spans:
+        overlap = min(overlap, max(spans) - 1)
+    return window, max(0, overlap)
 
 
 def pick_runtime(model_dir: Path, runtime: str) -> str:

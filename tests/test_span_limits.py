@@ -139,3 +139,37 @@ def test_decoding_drops_spans_longer_than_their_channel_limit():
     predictor.span_limits = {"entities": [5, None]}
     assert predictor.within_limits(cells) == {"entities": [(0, 1, 3, 2.0), (1, 0, 9, 1.0)],
                                               "other": [(0, 0, 50, 1.0)]}
+
+
+def _section(heads, stride=20, max_length=42, max_window=42):
+    return {"max_length": max_length, "stride": stride, "limits": {"max_window": max_window}, "heads": heads}
+
+
+@pytest.mark.parametrize("max_span", [1, 5, 12, 21])
+def test_ner_prediction_windows_overlap_by_the_longest_span_and_every_such_span_fits_one(max_span):
+    from gplinker.data.encoding import window_bounds
+    from gplinker.modeling.encoders import scratch_tokenizer
+    from gplinker.predict import inference_windows
+
+    tokenizer = scratch_tokenizer(["甲乙丙"])
+    window, overlap = inference_windows(_section([{"name": "entities", "span_head": True, "max_span": max_span}]),
+                                        tokenizer)
+    assert window == 42 and overlap == min(20, 40 // 2, max_span - 1)
+    n = 500
+    bounds = window_bounds(n, window - 2, overlap)
+    for p in range(n - max_span + 1):  # every span of max_span tokens lies wholly in some window
+        assert any(a <= p and p + max_span <= b for a, b in bounds), (p, bounds)
+    longer = _section([{"name": "entities", "span_head": True, "max_span": 30}])
+    assert inference_windows(longer, tokenizer) == (42, 20)  # at most half a window, as before
+
+
+def test_heads_without_a_limit_or_with_links_keep_the_training_stride():
+    from gplinker.modeling.encoders import scratch_tokenizer
+    from gplinker.predict import inference_windows
+
+    tokenizer = scratch_tokenizer(["甲乙丙"])
+    span = {"name": "entities", "span_head": True, "max_span": 4}
+    link = {"name": "head", "span_head": False, "max_span": None}
+    assert inference_windows(_section([span, link]), tokenizer) == (42, 20)
+    assert inference_windows(_section([{**span, "max_span": None}]), tokenizer) == (42, 20)
+    assert inference_windows(_section([span], stride=2), tokenizer) == (42, 2)
