@@ -2,13 +2,13 @@
 
 For each data set: a scratch character tokenizer from the training texts, training windows and
 targets as `gplinker train` builds them (the max_length of the shipped config), each span head's
-per-channel longest training span and count, then `limits_from_training` (margin SPAN_MARGIN,
-per-label limits for labels with >= LABEL_MIN_SPANS spans). Printed: the dev gold span cells that
-the head's mask limit and the per-label decoding limits would cut, against all dev span cells.
+per-channel longest training span and count, then `limits_from_training` (margins SPAN_MARGIN for
+the head, LABEL_MARGIN for per-label limits of labels with >= LABEL_MIN_SPANS spans). Printed: the
+dev gold span cells that the head's mask limit and the per-label decoding limits would cut, against all dev span cells.
 Rows with data under ../shared/data that is absent are skipped.
 
     python scripts/span_limits.py
-    python scripts/span_limits.py --margin 0 --min-spans 20     # other constants, for comparison
+    python scripts/span_limits.py --label-margin 0.25 --min-spans 20     # other constants, for comparison
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def span_cells(task, examples, encoder):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--margin", type=float, default=None, help="override SPAN_MARGIN")
+    parser.add_argument("--label-margin", type=float, default=None, help="override LABEL_MARGIN")
     parser.add_argument("--min-spans", type=int, default=None, help="override LABEL_MIN_SPANS")
     args = parser.parse_args()
 
@@ -56,10 +57,13 @@ def main() -> None:
 
     if args.margin is not None:
         span_limits.SPAN_MARGIN = args.margin
+    if args.label_margin is not None:
+        span_limits.LABEL_MARGIN = args.label_margin
     if args.min_spans is not None:
         span_limits.LABEL_MIN_SPANS = args.min_spans
     print(f"# span_limits: {machine()}")
-    print(f"# margin {span_limits.SPAN_MARGIN}, per-label limits for labels with >= {span_limits.LABEL_MIN_SPANS} "
+    print(f"# margin {span_limits.SPAN_MARGIN} (head), {span_limits.LABEL_MARGIN} (label), per-label limits for labels "
+          f"with >= {span_limits.LABEL_MIN_SPANS} "
           "training spans; spans counted as target cells of the span heads, in tokens")
     print("| data | head | longest training span | mask limit | dev span cells | cut by the mask | "
           "cut by the per-label limits |")
@@ -90,7 +94,7 @@ def main() -> None:
                            if limits.channels[c] is not None and n > limits.channels[c])
             print(f"| {name} | {head} | {max(longest)} | {limits.max_span} | {len(dev_cells[head])} | {by_mask} | "
                   f"{by_label} |")
-    print(f"(per-label decoding limit = ceil({1 + span_limits.SPAN_MARGIN} x the label's longest); "
+    print(f"(per-label decoding limit = ceil({1 + span_limits.LABEL_MARGIN} x the label's longest); "
           f"mask limit = ceil({1 + span_limits.SPAN_MARGIN} x the head's longest), e.g. "
           f"{math.ceil((1 + span_limits.SPAN_MARGIN) * 10)} for 10)")
 

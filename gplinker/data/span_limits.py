@@ -6,12 +6,15 @@ fire on absurd spans. With `auto`, a span head masks (in the loss and in decodin
 more than
     max_span = ceil((1 + SPAN_MARGIN) * longest training span of the head)    tokens,
 and decoding also drops a span of channel c longer than
-    ceil((1 + SPAN_MARGIN) * longest training span of c)
-when c had at least LABEL_MIN_SPANS training spans (a label seen rarely has no reliable longest).
-The two constants were chosen with scripts/span_limits.py on CLUENER, the DuIE 2.0 subset and
-DuEE 1.0 (its 500-line train sample): of their dev gold span cells these limits would cut 1 of
-3,072, 0 of 6,014 and 0 of 5,316 (with a 0 margin and per-label limits from 20 spans on, the
-500-line DuEE sample alone would lose dozens).
+    ceil((1 + LABEL_MARGIN) * longest training span of c)
+when c had at least LABEL_MIN_SPANS training spans (a label seen rarely has no reliable longest:
+it keeps only the head's limit). The constants were chosen with scripts/span_limits.py on CLUENER,
+the DuIE 2.0 subset and DuEE 1.0 (its 500-line train sample). Of their dev gold span cells these
+limits cut 2 of 3,072, 0 of 6,014 and 0 of 5,316; a label margin of 0.25 would cut 1, 0 and 0,
+but lets a well-seen label predict spans a quarter longer than any it was trained on (on the
+synthetic documents of scripts/bench_long.py, a 12-character organisation where the longest
+trained was 9). Per-label limits from 20 spans on would lose dozens of the DuEE sample's dev
+cells, whatever the margin.
 Link heads (relation head/tail pairs, event argument links) keep their full range.
 """
 
@@ -21,7 +24,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-SPAN_MARGIN = 0.25
+SPAN_MARGIN = 0.25  # the head's mask: what the loss and decoding never score
+LABEL_MARGIN = 0.0  # a well-seen label's decoding limit: its longest training span
 LABEL_MIN_SPANS = 100
 
 
@@ -38,6 +42,6 @@ def limits_from_training(longest: Sequence[int], counts: Sequence[int]) -> SpanL
     overall = max(longest, default=0)
     if overall == 0:
         return SpanLimits(None, [None] * len(longest))  # no gold spans at all: nothing to learn a limit from
-    grow = 1 + SPAN_MARGIN
-    return SpanLimits(math.ceil(grow * overall),
-                      [math.ceil(grow * n) if c >= LABEL_MIN_SPANS else None for n, c in zip(longest, counts)])
+    return SpanLimits(math.ceil((1 + SPAN_MARGIN) * overall),
+                      [math.ceil((1 + LABEL_MARGIN) * n) if c >= LABEL_MIN_SPANS else None
+                       for n, c in zip(longest, counts)])
