@@ -3,8 +3,10 @@
 What is measured, and how:
   data   --docs (the default): a synthetic CLUENER-like set written by scripts/make_long_data.py (person,
          organization (北京大学 nests 北京), location, book 《…》; sentences of 20-40 characters), 2,000 train
-         and 600 dev sentences, seeded. --cluener: CLUENER2020 train/dev read in place from ../shared/data/cluener
-         (research licence: nothing of it is written into the repo).
+         and 600 dev sentences, seeded. --task relation / --task event: the same kind of sentences with triples
+         (DuIE 2.0 format: 毕业院校, 作者, 出版社, ...) or events (DuEE 1.0 format: 人生-毕业, 交往-会见, ...), every
+         triple and event inside one sentence, and their schemas. --cluener: CLUENER2020 train/dev read in place
+         from ../shared/data/cluener (research licence: nothing of it is written into the repo).
   train  one model per variant on the training sentences (gplinker.commands.train.train, scratch encoder,
          data.max_length 128, data.stride 32, best checkpoint by span F1 on the dev sentences). Budget: synthetic
          --epochs 4 (dev span F1 0.996 after 3 epochs in a trial), scratch BERT 128 x 2 layers, batch 16, lr 1e-3;
@@ -18,17 +20,22 @@ What is measured, and how:
   docs   the dev sentences, in order, cut into groups of about --doc-chars characters and joined with no separator,
          every gold span shifted into its document: each dev sentence is in exactly one document, so the sentence
          and document scores cover the same gold spans and the same characters.
-  score  strict span P/R/F1 (gplinker.metrics.strict_prf, the main score of `gplinker eval`) on the sentences and
-         on the documents; their ratio; predicted document spans longer (characters) than the longest training
-         span of their label, and longer (tokens) than the limit the model dir records (config.json
-         gplinker.limits.heads.entities: the label's decoding limit, else the head's max_span).
+  score  strict micro P/R/F1 (gplinker.metrics.strict_prf) of the task's items on the sentences and on the
+         documents, and their ratio: entity spans (the main score of `gplinker eval` for NER), triples with every
+         slot, whole events (type and every argument, trigger included). NER: predicted document spans longer
+         (characters) than the longest training span of their label, and longer (tokens) than the limit the model
+         dir records (config.json gplinker.limits.heads.entities: the label's decoding limit, else the head's
+         max_span). Relations and events: predicted document triples / events whose spans lie in two or more of
+         the joined sentences (no gold one does: each is an error made possible by the joining).
   time   Predictor.predict over all the sentences and over all the documents (the same characters), alternating,
          median of --repeats runs each after a warm-up: a wall-clock ratio measured side by side (the goal), and
          the same ratio of process CPU time, steadier on a shared machine.
 Goals: document F1 / sentence F1 >= 0.97; no predicted document span longer than any training span of its label with
-auto limits (b, c); decode time per document character <= 1.2x that per sentence character.
+auto limits (b, c); no triple or event across sentences; decode time per document character <= 1.2x that per
+sentence character.
 
     python scripts/bench_long.py                # --docs: synthetic set, variants a b c (about 10-25 min on 2 cores)
+    python scripts/bench_long.py --task relation   # the same with triples (--task event: events)
     python scripts/bench_long.py --cluener      # CLUENER2020, variants a b c, --cluener-epochs each (slow)
     python scripts/bench_long.py --keep runs/long --reuse --repeats 9   # measure again, without training
     python scripts/bench_long.py --smoke        # 200 sentences, 1 epoch, 5 documents, variants a b: about a minute
@@ -50,7 +57,15 @@ from pathlib import Path
 from typing import Any
 
 from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
-from make_long_data import group_by_chars, sentences, write_jsonl
+from make_long_data import (
+    event_sentences,
+    group_by_chars,
+    relation_sentences,
+    sentences,
+    write_event_schema,
+    write_jsonl,
+    write_relation_schema,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CLUENER = REPO.parent / "shared" / "data" / "cluener"
@@ -82,6 +97,8 @@ class Setup:
     fmt: str
     sets: list[str]  # encoder sizes and optimisation, the same for every variant
     budget: str  # the budget in words, printed
+    task: str = "ner"
+    schema: Path | None = None  # relation / event schema file
 
 
 @dataclass
@@ -91,18 +108,44 @@ class Result:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
-def read(path: Path, fmt: str) -> list:
+def read(path: Path, fmt: str, task: str) -> list:
     from gplinker.data.reading import read_examples
 
-    examples, _ = read_examples(path, fmt, "ner")
+    examples, _ = read_examples(path, fmt, task)
     return examples
 
 
-def documents_of(examples: Sequence, chars: int) -> list:
-    """The examples cut into consecutive groups of about `chars` characters, each joined with no separator."""
+def documents_of(examples: Sequence, chars: int) -> tuple[list, list[list[int]]]:
+    """The examples cut into consecutive groups of about `chars` characters, each joined with no separator,
+    and the start character of every sentence in its document."""
     from gplinker.data.examples import joined
 
-    return [joined(list(group), separator="") for group in group_by_chars(examples, lambda e: len(e.text), chars)]
+    groups = group_by_chars(examples, lambda e: len(e.text), chars)
+    starts = [[sum(len(e.text) for e in group[:k]) for k in range(len(group))] for group in groups]
+    return [joined(list(group), separator="") for group in groups], starts
+
+
+def item_spans(item: Any) -> list:
+    """The character spans of a predicted item: an entity span, a triple's subject and objects, an event's arguments."""
+    if hasattr(item, "subject"):
+        return [item.subject, *(o for _, o in item.objects)]
+    if hasattr(item, "arguments"):
+        return list(item.arguments)
+    return [item]
+
+
+def label_of(item: Any) -> str:
+    return str(getattr(item, "predicate", None) or getattr(item, "type", None) or item.label)
+
+
+def across_sentences(predictions: Sequence, starts: Sequence[list[int]]) -> int:
+    """Predicted document items whose spans lie in two or more of its sentences (no gold item does)."""
+    return sum(len({bisect.bisect_right(first, s.start) for s in item_spans(item)}) > 1
+               for prediction, first in zip(predictions, starts) for item in prediction)
+
+
+def task_gold(task: str, example: Any) -> Sequence:
+    return {"ner": example.spans, "relation": example.relations, "event": example.events}[task]
 
 
 def longest_per_label(examples: Sequence) -> dict[str, int]:
@@ -126,8 +169,9 @@ def train_variant(setup: Setup, variant: Variant, out: Path, reuse: bool) -> tup
     from gplinker.config import load_config
     from gplinker.errors import ConfigError
 
-    sets = [f"data.train={setup.train}", f"data.dev={setup.dev}", f"data.format={setup.fmt}", "task=ner",
-            "data.max_length=128", "data.stride=32", "model.encoder=scratch", f"train.output_dir={out}",
+    schema = [f"data.schema={setup.schema}"] if setup.schema else []
+    sets = [f"data.train={setup.train}", f"data.dev={setup.dev}", f"data.format={setup.fmt}", f"task={setup.task}",
+            *schema, "data.max_length=128", "data.stride=32", "model.encoder=scratch", f"train.output_dir={out}",
             *setup.sets, *variant.sets]
     try:
         cfg = load_config(None, sets)
@@ -170,10 +214,11 @@ def window_of(predictor: Any) -> int:
     return int(predictor.encoder.max_length)
 
 
-def strict(examples: Sequence, predictions: Sequence) -> Any:
+def strict(task: Any, examples: Sequence, predictions: Sequence) -> Any:
+    """Strict micro P/R/F1 of the task's items: entity spans, triples (every slot), whole events."""
     from gplinker.metrics import strict_prf
 
-    total, _ = strict_prf([e.spans for e in examples], [list(p) for p in predictions], label_of=lambda s: s.label)
+    total, _ = strict_prf([task.gold(e) for e in examples], [list(p) for p in predictions], label_of=label_of)
     return total
 
 
@@ -225,16 +270,19 @@ def decode_times(predictor: Any, sents: Sequence, docs: Sequence, repeats: int) 
 
 def run_setup(setup: Setup, variants: Sequence[Variant], doc_chars: int, repeats: int, work: Path,
               reuse: bool = False) -> list[Result]:
-    train_examples, sents = read(setup.train, setup.fmt), read(setup.dev, setup.fmt)
-    docs = documents_of(sents, doc_chars)
+    train_examples, sents = read(setup.train, setup.fmt, setup.task), read(setup.dev, setup.fmt, setup.task)
+    docs, starts = documents_of(sents, doc_chars)
+    ner = setup.task == "ner"
     longest = longest_per_label(train_examples)
     lengths = [len(d.text) for d in docs]
     assert sum(lengths) == sum(len(e.text) for e in sents)  # the same characters
     longest_text = max(len(e.text) for e in train_examples)
+    items = {"ner": "gold spans", "relation": "gold triples", "event": "gold events"}[setup.task]
     print(f"## {setup.name}: {len(train_examples)} training sentences (longest {longest_text} characters), "
-          f"{len(sents)} dev sentences ({sum(len(e.spans) for e in sents)} gold spans) → {len(docs)} "
+          f"{len(sents)} dev sentences ({sum(len(task_gold(setup.task, e)) for e in sents)} {items}) → {len(docs)} "
           f"documents of {min(lengths)}-{max(lengths)} characters")
-    print(f"longest training span per label (characters): {dict(sorted(longest.items()))}")
+    if ner:
+        print(f"longest training span per label (characters): {dict(sorted(longest.items()))}")
     print(f"budget: {setup.budget}")
     results = []
     for variant in variants:
@@ -249,17 +297,19 @@ def run_setup(setup: Setup, variants: Sequence[Variant], doc_chars: int, repeats
             continue
         section = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["gplinker"]
         max_window = section.get("limits", {}).get("max_window")
-        sent_prf = strict(sents, predictor.predict(sents))
+        sent_prf = strict(predictor.task, sents, predictor.predict(sents))
         doc_predictions = predictor.predict(docs)  # also the warm-up of the timing
-        doc_prf = strict(docs, doc_predictions)
-        limits = span_limits(model_dir, predictor.task.types)
-        over_train, over_limit, longest_pred = overlong(predictor, docs, doc_predictions, longest, limits)
+        doc_prf = strict(predictor.task, docs, doc_predictions)
+        limits = span_limits(model_dir, predictor.task.types) if ner else {}
+        over_train, over_limit, longest_pred = (overlong(predictor, docs, doc_predictions, longest, limits) if ner
+                                                 else (None, None, None))
+        crossing = None if ner else across_sentences(doc_predictions, starts)
         windows = (len(predictor.encoder.encode([e.text for e in sents])),
                    len(predictor.encoder.encode([d.text for d in docs])))
         numbers.update(sent_f1=sent_prf.f1, doc_f1=doc_prf.f1, doc_p=doc_prf.precision, doc_r=doc_prf.recall,
                        doc_pred=doc_prf.n_pred, doc_gold=doc_prf.n_gold, over_train=over_train,
-                       over_limit=over_limit if any(v is not None for v in limits.values()) else None,
-                       longest_pred=longest_pred, window=window_of(predictor), max_window=max_window,
+                       over_limit=over_limit if ner and any(v is not None for v in limits.values()) else None,
+                       longest_pred=longest_pred, crossing=crossing, window=window_of(predictor), max_window=max_window,
                        stride=predictor.encoder.stride, limits=limits, chars=sum(lengths), predict_windows=windows,
                        **decode_times(predictor, sents, docs, repeats))
         if max_window and not variant.force_window and window_of(predictor) > max_window:
@@ -268,7 +318,7 @@ def run_setup(setup: Setup, variants: Sequence[Variant], doc_chars: int, repeats
         result.numbers = numbers
         trained = (f"trained {numbers['steps']} steps in {numbers['train_s']:.0f} s ({numbers['windows']} windows)"
                    if numbers["train_s"] is not None else f"reused {model_dir} ({numbers['steps']} steps)")
-        print(f"- {variant.key} ({variant.name}): {trained}, best dev span F1 {numbers['best_dev']:.4f}; "
+        print(f"- {variant.key} ({variant.name}): {trained}, best dev F1 {numbers['best_dev']:.4f}; "
               f"decoding limits (tokens) {limits}", flush=True)
     return results
 
@@ -279,17 +329,20 @@ def pct(x: float) -> str:
 
 def report(setup: Setup, results: Sequence[Result]) -> None:
     done = [r for r in results if r.numbers]
-    print(f"\n### {setup.name}: sentence vs document span F1 (strict, micro)")
-    print("| variant | sentence F1 | document F1 | document / sentence | document P | document R "
-          "| document spans predicted / gold | spans > longest training span of label | spans > recorded limit "
-          "| longest predicted span (chars) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    what = {"ner": "span", "relation": "triple", "event": "event"}[setup.task]
+    print(f"\n### {setup.name}: sentence vs document {what} F1 (strict, micro)")
+    print(f"| variant | sentence F1 | document F1 | document / sentence | document P | document R "
+          f"| document {what}s predicted / gold | spans > longest training span of label | spans > recorded limit "
+          f"| longest predicted span (chars) | document {what}s across sentences |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in done:
         n = r.numbers
-        limit = "–" if n["over_limit"] is None else str(n["over_limit"])
+        shown = {k: "–" if n[k] is None else str(n[k])
+                 for k in ("over_train", "over_limit", "longest_pred", "crossing")}
         print(f"| {r.variant.key} {r.variant.name} | {pct(n['sent_f1'])} | {pct(n['doc_f1'])} "
               f"| {n['doc_f1'] / max(n['sent_f1'], 1e-9):.3f} | {pct(n['doc_p'])} | {pct(n['doc_r'])} "
-              f"| {n['doc_pred']} / {n['doc_gold']} | {n['over_train']} | {limit} | {n['longest_pred']} |")
+              f"| {n['doc_pred']} / {n['doc_gold']} | {shown['over_train']} | {shown['over_limit']} "
+              f"| {shown['longest_pred']} | {shown['crossing']} |")
     print(f"\n### {setup.name}: decode time, documents vs sentences (the same characters; wall clock, side by side)")
     print("| variant | predict window (tokens) | longest training window | windows: sentences / documents "
           "| sentences s | documents s | ms per 1k chars: sentences / documents | documents / sentences (wall) "
@@ -311,9 +364,12 @@ def report(setup: Setup, results: Sequence[Result]) -> None:
         line = (f"goal {r.variant.key} ({r.variant.name}): document / sentence F1 >= {RATIO_GOAL}: "
                 f"{'met' if ratio >= RATIO_GOAL else 'NOT met'} ({ratio:.3f}); decode time per character "
                 f"<= {TIME_GOAL}x: {'met' if slow <= TIME_GOAL else 'NOT met'} ({slow:.2f}x)")
-        if not r.variant.force_window:
+        if not r.variant.force_window and n["over_train"] is not None:
             line += (f"; no span longer than its label's longest training span: "
                      f"{'met' if n['over_train'] == 0 else 'NOT met'} ({n['over_train']})")
+        if n["crossing"] is not None:
+            line += (f"; no {what} across sentences: {'met' if n['crossing'] == 0 else 'NOT met'} "
+                     f"({n['crossing']})")
         print(line)
 
 
@@ -321,6 +377,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", action="store_true", help="the synthetic set (default without --cluener)")
     parser.add_argument("--cluener", action="store_true", help="CLUENER2020 from ../shared/data/cluener (slow)")
+    parser.add_argument("--task", choices=["ner", "relation", "event"], default="ner",
+                        help="synthetic set: entities (CLUENER-like), triples (DuIE 2.0 format) or events (DuEE 1.0)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, variants a b: checks the script runs")
     parser.add_argument("--variants", default="abc", help="which of a (before), b (auto), c (auto + pack)")
     parser.add_argument("--train", type=int, default=2000, help="synthetic training sentences")
@@ -349,9 +407,13 @@ def main() -> None:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if run_docs:
-            train_path = write_jsonl(work / "train.jsonl", sentences(args.train, args.seed))
-            dev_rows = sentences(args.dev, args.seed + 1)
-            dev_path = write_jsonl(work / "dev.jsonl", dev_rows)
+            make, fmt, schema = {"ner": (sentences, "spans", None),
+                                 "relation": (relation_sentences, "duie2", write_relation_schema),
+                                 "event": (event_sentences, "duee", write_event_schema)}[args.task]
+            train_path = write_jsonl(work / f"{args.task}-train.jsonl", make(args.train, args.seed))
+            dev_rows = make(args.dev, args.seed + 1)
+            dev_path = write_jsonl(work / f"{args.task}-dev.jsonl", dev_rows)
+            schema_path = schema(work / f"{args.task}-schema.jsonl") if schema else None
             doc_chars = args.doc_chars
             if args.smoke:  # 5 documents
                 doc_chars = sum(len(r["text"]) for r in dev_rows) // 5
@@ -364,7 +426,8 @@ def main() -> None:
             budget = (f"{args.train} sentences x {args.epochs} epoch(s), batch 16, lr 1e-3; scratch BERT hidden "
                       f"{args.hidden} x {args.layers} layer(s), {heads} heads, FFN {2 * args.hidden}, 128 positions; "
                       f"head_size 32")
-            setup = Setup("synthetic", train_path, dev_path, "spans", sets, budget)
+            name = "synthetic" if args.task == "ner" else f"synthetic-{args.task}"
+            setup = Setup(name, train_path, dev_path, fmt, sets, budget, args.task, schema_path)
             report(setup, run_setup(setup, variants, doc_chars, args.repeats, work, args.reuse))
         if args.cluener:
             if not (CLUENER / "train.json").is_file():

@@ -5,6 +5,9 @@ Entity types: person, organization, location, book (the title with its 《》). 
 built on a place name nests it (北京大学 ⊃ 北京); sentences are 20-40 characters, like CLUENER's
 (≤ 50). Spans format: {"text", "entities": [{"start", "end" (exclusive), "type", "text"}]}.
 A document is consecutive sentences joined with no separator, every gold span shifted along.
+`relation_sentences` and `event_sentences` write the same kind of sentences in the DuIE 2.0 and DuEE
+1.0 formats, with their schemas (`RELATION_SCHEMA`, `EVENT_SCHEMA`): triples and events always lie
+inside one sentence, so on documents a triple or event across sentences is an error.
 
     python scripts/make_long_data.py OUT_DIR                 # train.jsonl 2,000, dev.jsonl 600, docs.jsonl
     python scripts/make_long_data.py OUT_DIR --train 200 --dev 60
@@ -105,6 +108,120 @@ def sentence(rng: random.Random, min_chars: int = 20, max_chars: int = 40) -> di
         if min_chars <= len(text) <= max_chars:
             entities.sort(key=lambda e: (e["start"], e["end"], e["type"]))
             return {"text": text, "entities": entities}
+
+
+# Relations: template, then (subject slot, predicate, object slot) of its triples (none: a negative).
+RELATION_TEMPLATES = [
+    ("{person}毕业于{org}，现在在{place}工作", [("person", "毕业院校", "org"), ("person", "工作地点", "place")]),
+    ("{person}的新书{book}由{brand}出版", [("book", "作者", "person"), ("book", "出版社", "brand")]),
+    ("来自{place}的{person}获得了{org}颁发的奖学金", [("person", "籍贯", "place")]),
+    ("{brand}的创始人{person}出生在{place}", [("brand", "创始人", "person"), ("person", "出生地", "place")]),
+    ("{org}的研究人员{person}回到了{place}", [("person", "任职于", "org")]),
+    ("{person}在{org}做了题为{book}的报告", [("book", "作者", "person")]),
+    ("{person}在{place}参加了一场关于{book}的讲座", []),
+    ("{person}和{person2}在{place}见面，讨论了合作事宜", []),
+    ("{place}和{place2}之间的高铁线路正式开通", []),
+]
+RELATION_SCHEMA = {  # predicate -> (subject type, object type)
+    "毕业院校": ("人物", "学校"), "工作地点": ("人物", "地点"), "作者": ("图书作品", "人物"),
+    "出版社": ("图书作品", "出版社"), "籍贯": ("人物", "地点"), "创始人": ("企业", "人物"),
+    "出生地": ("人物", "地点"), "任职于": ("人物", "机构"),
+}
+# Events: template, then (event type, trigger word (in the template's own text), [(role, slot)]).
+EVENT_TEMPLATES = [
+    ("{person}毕业于{org}，现在在{place}工作", [("人生-毕业", "毕业", [("毕业者", "person"), ("学校", "org")])]),
+    ("{brand}宣布与{org}签署了长期合作协议", [("组织关系-签约", "签署", [("甲方", "brand"), ("乙方", "org")])]),
+    ("{person}和{person2}在{place}见面，讨论了合作事宜",
+     [("交往-会见", "见面", [("会见方", "person"), ("会见方", "person2"), ("地点", "place")])]),
+    ("来自{place}的{person}获得了{org}颁发的奖学金",
+     [("竞赛行为-获奖", "获得", [("获奖人", "person"), ("颁奖机构", "org")])]),
+    ("{place}和{place2}之间的高铁线路正式开通", [("交通-开通", "开通", [("起点", "place"), ("终点", "place2")])]),
+    ("{org}的研究人员{person}回到了{place}", [("人生-返回", "回到", [("返回者", "person"), ("目的地", "place")])]),
+    ("{person}的新书{book}由{brand}出版", [("产品行为-发布", "出版", [("发布方", "brand"), ("发布产品", "book")])]),
+    ("{person}带着{book}去了{place}旅行", []),
+]
+EVENT_SCHEMA = {t: sorted({r for r, _ in roles}) for _, events in EVENT_TEMPLATES for t, _, roles in events}
+
+
+def slot_value(rng: random.Random, slot: str) -> str:
+    """A fresh mention for a {slot}: person, place, book, brand (a company) or org (a place plus a suffix)."""
+    if slot.startswith("person"):
+        return person(rng)
+    if slot.startswith("place"):
+        return rng.choice(PLACES)
+    if slot == "book":
+        return book(rng)
+    if slot == "brand":
+        return rng.choice(BRANDS) + rng.choice(BRAND_SUFFIX)
+    return rng.choice(PLACES) + rng.choice(ORG_SUFFIX)  # org
+
+
+def filled(rng: random.Random, template: str, min_chars: int = 20,
+           max_chars: int = 40) -> tuple[str, dict[str, tuple[int, str]], list[tuple[int, str]]]:
+    """(text, slot -> (start, mention), [(start, literal text)]): `template` filled behind a prefix.
+
+    Redrawn until the text has min_chars..max_chars characters and every mention occurs in it once
+    (DuIE lines give mentions, not offsets: a reader must find each where it was put).
+    """
+    while True:
+        text = rng.choice(PREFIX)
+        slots: dict[str, tuple[int, str]] = {}
+        literals: list[tuple[int, str]] = []
+        for k, part in enumerate(template.replace("}", "{").split("{")):
+            if k % 2 == 0:
+                literals.append((len(text), part))
+                text += part
+            else:
+                slots[part] = (len(text), slot_value(rng, part))
+                text += slots[part][1]
+        text += rng.choice(SUFFIX)
+        if min_chars <= len(text) <= max_chars and all(text.count(m) == 1 for _, m in slots.values()):
+            return text, slots, literals
+
+
+def relation_sentence(rng: random.Random) -> dict:
+    """One DuIE 2.0 line: {"text", "spo_list": [{subject, subject_type, predicate, object, object_type}]}."""
+    template, triples = rng.choice(RELATION_TEMPLATES)
+    text, slots, _ = filled(rng, template)
+    spo_list = [{"subject": slots[s][1], "subject_type": RELATION_SCHEMA[p][0], "predicate": p,
+                 "object": {"@value": slots[o][1]}, "object_type": {"@value": RELATION_SCHEMA[p][1]}}
+                for s, p, o in triples]
+    return {"text": text, "spo_list": spo_list}
+
+
+def event_sentence(rng: random.Random, k: int) -> dict:
+    """One DuEE 1.0 line: {"id", "text", "event_list": [{event_type, trigger, trigger_start_index, arguments}]}."""
+    template, events = rng.choice(EVENT_TEMPLATES)
+    text, slots, literals = filled(rng, template)
+    event_list = []
+    for event_type, trigger, roles in events:
+        start = next(a + part.index(trigger) for a, part in literals if trigger in part)
+        event_list.append({"event_type": event_type, "trigger": trigger, "trigger_start_index": start,
+                           "arguments": [{"argument_start_index": slots[slot][0], "role": role,
+                                          "argument": slots[slot][1]} for role, slot in roles]})
+    return {"id": f"synthetic-{k}", "text": text, "event_list": event_list}
+
+
+def relation_sentences(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    return [relation_sentence(rng) for _ in range(n)]
+
+
+def event_sentences(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    return [event_sentence(rng, k) for k in range(n)]
+
+
+def write_relation_schema(path: Path) -> Path:
+    """RELATION_SCHEMA as a DuIE schema file: one {"predicate", "subject_type", "object_type": {"@value"}} per line."""
+    rows = [{"predicate": p, "subject_type": s, "object_type": {"@value": o}} for p, (s, o) in RELATION_SCHEMA.items()]
+    return write_jsonl(path, rows)
+
+
+def write_event_schema(path: Path) -> Path:
+    """EVENT_SCHEMA as a DuEE schema file: one {"event_type", "role_list": [{"role"}]} per line."""
+    return write_jsonl(path, [{"event_type": t, "role_list": [{"role": r} for r in roles]}
+                              for t, roles in EVENT_SCHEMA.items()])
 
 
 def sentences(n: int, seed: int) -> list[dict]:
