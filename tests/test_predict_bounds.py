@@ -134,15 +134,46 @@ def test_no_index_tensor_grows_with_the_cells_above(monkeypatch):
 
     monkeypatch.setattr(torch.Tensor, "nonzero", counting)
     monkeypatch.setattr(predict, "_CHUNK", 512)  # several chunks per window
-    x = torch.rand(4, 8, 24, 24) + 0.01  # 4,608 cells above per window, 18,432 in all
+    x = torch.rand(4, 8, 64, 64) + 0.01  # 32,768 cells above per window, 131,072 in all
     rows = cells_above({"h": x}, 0.0, 4, max_cells=100)
     assert [len(r["h"]) for r in rows] == [100] * 4
-    assert sizes and max(sizes) <= 100
+    # the candidates of a crowded window: at most 8 cells in each of 2 x _OVERSHOOT x 100 words
+    assert sizes and max(sizes) <= 8 * 2 * predict._OVERSHOOT * 100 < 32768
     sizes.clear()
     calm = torch.full((4, 8, 24, 24), -1.0)
     calm[:, 0, 0, :10] = 1.0  # 10 cells above per window, within the cap: listed for the whole batch at once
     assert [len(r["h"]) for r in cells_above({"h": calm}, 0.0, 4, max_cells=100)] == [10] * 4
     assert sizes and max(sizes) <= 4 * 10
+
+
+@pytest.mark.parametrize("case", ["random", "ties", "sample holds the peaks", "nan in the sample"])
+def test_the_sampled_cut_keeps_the_cells_the_search_over_every_cell_keeps(monkeypatch, case):
+    """A crowded window: the cut from a sample (or the full search, when it misjudges) keeps the rule's cells."""
+    searched: list[int] = []
+    full = predict._strongest_by_chunks
+    monkeypatch.setattr(predict, "_strongest_by_chunks", lambda *a: searched.append(1) or full(*a))
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(20, 128, 128, generator=g) + 1.0  # 327,680 cells, most above 0: sampled every 5th
+    step = x.numel() // predict._SAMPLE
+    if case == "ties":
+        x = (x * 2).round() / 2
+    elif case == "sample holds the peaks":  # the sampled cells are the highest: the cut lets too few through
+        x.view(-1)[::step] += 10.0
+    elif case == "nan in the sample":
+        x.view(-1)[step * 7] = float("nan")
+    above = x > 0.0
+    k = 500
+    got = predict._strongest(x, above, k, 0.0)
+    assert torch.equal(got, full(x, above, k))
+    assert torch.equal(got, plain_top(x, k))
+    assert bool(searched) == (case == "sample holds the peaks")  # a NaN is never above: it only lowers the cut
+
+
+def plain_top(x, k):
+    """The rule written out: sort the cells above 0 by logit descending, then flat index ascending; keep k."""
+    flat = x.reshape(-1)
+    cells = [(-float(flat[i]), i) for i in (flat > 0).nonzero().squeeze(1).tolist()]
+    return torch.tensor(sorted(i for _, i in sorted(cells)[:k]))
 
 
 @pytest.mark.parametrize("layout", ["one crowded among calm", "all crowded", "all calm", "crowded, odd size"])
