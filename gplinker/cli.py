@@ -78,10 +78,14 @@ def eval_(
                                            help=TRUST_HELP),
 ) -> None:
     """Score a saved model on labelled data: strict span/triple/event F1 and the official scores."""
+    from gplinker.atomic_files import ensure_parent, write_json
     from gplinker.commands.evaluate import evaluate_dir, write_errors
     from gplinker.commands.tables import print_scores
 
     try:
+        for path in (output, errors):  # before scoring, so a bad path costs no work
+            if path is not None:
+                ensure_parent(path)
         result = evaluate_dir(model_dir, data, format, skip_invalid, device, batch_size, trust_remote_code)
     except GPLinkerError as exc:
         fail(exc)
@@ -89,7 +93,7 @@ def eval_(
     if result.report.skipped:
         console.print(f"[yellow]skipped {len(result.report.skipped)} invalid line(s)[/]")
     if output:
-        output.write_text(json.dumps(result.scores.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+        write_json(output, result.scores.as_dict())
     if errors:
         n = write_errors(errors, result)
         console.print(f"{n} example(s) with errors written to {errors}")
@@ -115,27 +119,29 @@ def predict(
     Under `torchrun --nproc_per_node N -m gplinker predict ...` the ranks share the work and rank 0
     writes one ordered output.
     """
+    from contextlib import nullcontext
+
     from gplinker import distributed
+    from gplinker.atomic_files import atomic_text, ensure_parent
     from gplinker.commands.predict import predict_lines
     from gplinker.data.reading import read_text_lines
     from gplinker.predict import Predictor
 
     try:
+        if output:
+            ensure_parent(output)  # before loading the model, so a bad path costs no work
         rank_device = distributed.setup(device)
+        main = distributed.is_main()
         predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
                                               runtime=runtime, trust_remote_code=trust_remote_code, threshold=threshold,
                                               max_length=max_length)
         lines = read_text_lines(input)
-        main = distributed.is_main()
-        sink = open(output, "w", encoding="utf-8") if output and main else sys.stdout
-        try:
+        # the output file appears whole when every line is written, or not at all
+        with atomic_text(output) if output and main else nullcontext(sys.stdout) as sink:
             def write(line: str) -> None:
                 sink.write(line + "\n")
 
             summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>")
-        finally:
-            if output and main:
-                sink.close()
     except GPLinkerError as exc:
         fail(exc)
     if distributed.is_main():

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gplinker.atomic_files import atomic_text
 from gplinker.data.examples import Example
 from gplinker.data.formats import ReadReport
 from gplinker.data.reading import read_examples
@@ -39,7 +40,7 @@ def evaluate_dir(model_dir: str | Path, data: str | Path, fmt: str | None = None
 def write_errors(path: Path, result: EvalResult) -> int:
     """One JSON line per example with a false positive or a miss; returns how many lines were written."""
     task, n = result.task, 0
-    with open(path, "w", encoding="utf-8") as fh:
+    with atomic_text(path) as fh:
         for e, p in zip(result.examples, result.predictions):
             gold, pred = set(task.gold(e)), set(p)
             fp, fn = pred - gold, gold - pred
