@@ -20,6 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="GPLinker information extraction: NER, relation triples and events.")
 console = Console(stderr=True)
 TRUST_HELP = "allow the model dir's own code to run (off: never trust a dir from elsewhere)"
+MAX_LENGTH_HELP = ("tokens per window (default: the longest training window; longer ones warn: the model never saw "
+                   "those positions)")
 
 
 @app.callback()
@@ -74,6 +76,8 @@ def eval_(
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
+    threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
+    max_length: int | None = typer.Option(None, "--max-length", help=MAX_LENGTH_HELP),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
                                            help=TRUST_HELP),
 ) -> None:
@@ -86,7 +90,8 @@ def eval_(
         for path in (output, errors):  # before scoring, so a bad path costs no work
             if path is not None:
                 ensure_parent(path)
-        result = evaluate_dir(model_dir, data, format, skip_invalid, device, batch_size, trust_remote_code)
+        result = evaluate_dir(model_dir, data, format, skip_invalid, device, batch_size, trust_remote_code,
+                              threshold=threshold, max_length=max_length)
     except GPLinkerError as exc:
         fail(exc)
     print_scores(result.scores, f"{data} ({len(result.examples)} examples)")
@@ -107,8 +112,7 @@ def predict(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
-    max_length: int | None = typer.Option(None, "--max-length", help="tokens per window (default: the longest "
-                                          "training window; longer ones warn: the model never saw those positions)"),
+    max_length: int | None = typer.Option(None, "--max-length", help=MAX_LENGTH_HELP),
     runtime: str = typer.Option("auto", help="torch | onnx (a dir written by `gplinker export`, CPU onnxruntime) | "
                                              "auto (torch when the dir has model.safetensors, else onnx)"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
