@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -61,8 +62,9 @@ def train(
 
     out = Path(cfg.train.output_dir)
     if distributed.is_main():
-        console.print(f"done: {result.fit.steps} steps; best dev score {result.fit.best_score:.4f} at step "
-                      f"{result.fit.best_step}; model dirs {out / 'best'} and {out / 'last'}")
+        best = result.fit.best_score
+        scored = "no dev set" if math.isnan(best) else f"best dev score {100 * best:.2f} at step {result.fit.best_step}"
+        console.print(f"done: {result.fit.steps} steps; {scored}; model dirs {out / 'best'} and {out / 'last'}")
     distributed.teardown()
 
 
