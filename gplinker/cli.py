@@ -17,7 +17,9 @@ from gplinker.errors import GPLinkerError
 if TYPE_CHECKING:
     from gplinker.commands.check import CheckReport
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# rich_markup_mode=None: click's own help layout, which shows a flag as `--resume` (typer's rich panels print
+# `<bool>` after every flag, as if it took a value); the tables and progress bars stay rich.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="GPLinker information extraction: NER, relation triples and events.")
 console = Console(stderr=True)
 TRUST_HELP = "allow the model dir's own code to run (off: never trust a dir from elsewhere)"
@@ -25,14 +27,38 @@ MAX_LENGTH_HELP = ("tokens per window (default: the longest training window; lon
                    "those positions)")
 
 
+def print_version(wanted: bool) -> None:
+    """`gplinker --version`: print the installed version and stop."""
+    if wanted:
+        from gplinker.run_info import package_version
+
+        typer.echo(f"gplinker {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _process_setup() -> None:
+def _process_setup(
+    version: bool = typer.Option(False, "--version", callback=print_version, is_eager=True,  # noqa: ARG001 -- its callback acts
+                                 help="print the installed gplinker version and exit"),
+    verbose: bool = typer.Option(False, "--verbose", help="also show the transformers library's messages: weight "
+                                 "load reports (UNEXPECTED/MISSING keys) and loading bars"),
+) -> None:
     # Before any torch import: PyTorch's CPU allocator puts tensors of >= 2 MiB on transparent huge
     # pages (madvise) when THP_MEM_ALLOC_ENABLE=1, so the (B, H, L, L) logits and the activations
     # are not page-faulted in 4 KiB at a time on every batch. Off by default in PyTorch because it
     # adds a little memory; here it is on unless the variable is set (THP_MEM_ALLOC_ENABLE=0 opts
     # out). Measured in scripts/bench_train.py and scripts/bench_predict.py (--no-huge-pages).
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    if not verbose:
+        quiet_transformers()
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' weight load reports and loading bars (a pretrained checkpoint's unused MLM head
+    is listed as UNEXPECTED keys on every load) unless the user set the variables. The commands import
+    transformers lazily, after this callback, so the variables take effect."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def fail(exc: Exception) -> NoReturn:
@@ -44,7 +70,8 @@ def fail(exc: Exception) -> NoReturn:
 @app.command()
 def train(
     config: Path = typer.Argument(..., help="YAML config (see configs/)"),
-    set_: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set train.lr=3e-5 (repeatable)"),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                   help="override a config value, e.g. --set train.lr=3e-5 (repeatable)"),
     resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in train.output_dir"),
     overwrite: bool = typer.Option(False, "--overwrite", help="discard checkpoints already in train.output_dir"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
@@ -195,7 +222,7 @@ def check(
                                               "data.dev)"),
     config: Path | None = typer.Option(None, "--config", help="a training config: check with the task, format, "
                                        "schema, tokenizer and windows its training run would use"),
-    set_: list[str] = typer.Option([], "--set", help="override a value of --config (repeatable)"),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a value of --config (repeatable)"),
     task: str = typer.Option("ner", "--task", help="ner | relation | event"),
     format: str = typer.Option("auto", "--format", help="data format (default: auto-detect)"),
     tokenizer: str | None = typer.Option(None, "--tokenizer",
