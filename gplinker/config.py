@@ -214,13 +214,19 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
 
 
 def _resolve_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Data paths in a config file are relative to the file, like spaCy's; absolute ones stay."""
+    """Data paths in a config file are relative to the file, like spaCy's; absolute ones and hf: names stay.
+
+    Only relative to the file, whether or not the path exists there: a missing file is then
+    reported under the path that was tried, never silently looked up in the working dir.
+    (`--set data.train=...` values are not config-file paths: they stay relative to the working dir.)
+    """
     data = values.get("data")
     if isinstance(data, dict):
         for key in ("train", "dev", "schema"):
             value = data.get(key)
-            if isinstance(value, str) and value and not Path(value).is_absolute():
-                data[key] = str((base / value).resolve()) if (base / value).exists() else value
+            is_hub_name = isinstance(value, str) and value.startswith("hf:")  # data/sources.py reads those
+            if isinstance(value, str) and value and not is_hub_name and not Path(value).is_absolute():
+                data[key] = str((base / value).resolve())
     return values
 
 

@@ -12,8 +12,8 @@ class ConfigError(GPLinkerError):
 
 
 class DataError(GPLinkerError):
-    """A data line is wrong; carries its location as `path:line`."""
+    """A data line is wrong; carries its location as `path:line` (line 0: the file as a whole, shown as `path:`)."""
 
     def __init__(self, path: str, line: int, message: str):
         self.path, self.line, self.message = str(path), line, message
-        super().__init__(f"{self.path}:{line}: {message}")
+        super().__init__(f"{self.path}:{line}: {message}" if line > 0 else f"{self.path}: {message}")

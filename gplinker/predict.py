@@ -59,7 +59,7 @@ class Predictor:
         """
         from gplinker.data.schema import Schema
         from gplinker.model_format import check_model_format
-        from gplinker.modeling.encoders import load_tokenizer
+        from gplinker.modeling.encoders import check_vocab_fits, load_tokenizer
         from gplinker.modeling.model import GPLinkerModel
         from gplinker.tasks import build_task
 
@@ -76,6 +76,8 @@ class Predictor:
             model_type, dev = model.model_type, pick_device(device)
             model.to(dev).eval()
         tokenizer = load_tokenizer(str(model_dir), model_type, trust_remote_code)
+        if model is not None:
+            check_vocab_fits(tokenizer, model.encoder, str(model_dir))
         task = build_task(section["task"], Schema.from_dict(section["schema"]))
         limits = section.get("limits", {})
         window, stride = inference_windows(section, tokenizer, max_length)

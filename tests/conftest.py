@@ -83,3 +83,19 @@ def predict_with_a_bad_second_line(model_dir: Path, lines: list[str], tmp_path: 
     records = [json.loads(x) for x in output.read_text(encoding="utf-8").splitlines()]
     assert len(records) == len(lines) and f"{source}:2" in records[1]["error"]
     return records[:1] + records[2:]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A model dir from a few training steps on NER_SENTENCES: for CLI tests where accuracy does not matter."""
+    from typer.testing import CliRunner
+
+    from gplinker.cli import app
+
+    tmp = tmp_path_factory.mktemp("tiny_model")
+    train = write_jsonl(tmp / "train.jsonl", [spans_record(t, e) for t, e in NER_SENTENCES])
+    config = write_jsonl(tmp / "c.yaml", ["task: ner"])
+    result = CliRunner().invoke(app, ["train", str(config),
+                                      *set_args(tiny_overrides(train, None, tmp / "run", "train.max_steps=2"))])
+    assert result.exit_code == 0, result.output
+    return tmp / "run" / "best"

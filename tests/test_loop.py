@@ -280,7 +280,10 @@ def test_resume_from_a_checkpoint_continues_as_the_uninterrupted_run(tmp_path, r
     assert [r.step for r in records] == list(range(resume_at + 1, 11))
     assert [r.loss for r in records] == [r.loss for r in full_records[resume_at:]]
     assert all(torch.equal(v, weights(full_model)[k]) for k, v in weights(resumed_model).items())
-    assert resumed_state.history == full_state.history
+    def timeless(history):  # an evaluation's wall time differs between any two runs
+        return [{k: v for k, v in entry.items() if k != "seconds"} for entry in history]
+
+    assert timeless(resumed_state.history) == timeless(full_state.history)
 
 
 # --- the consumers -------------------------------------------------------------------------------
@@ -335,7 +338,46 @@ def test_fit_writes_best_checkpoints_last_history_and_the_log(tmp_path):
     assert log[0] == {"event": "eval", **history[0]}
     assert not list(out.glob(".*.tmp-*"))
     assert "warning: non-finite loss at step 3; step skipped" in console
-    assert "step 6: dev score 0.4000 (best 0.5000 at step 4)" in console
+    assert "step 6: dev score 40.00 (best 50.00 at step 4)" in console  # percentages, as in the tables
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN and Infinity, as strict JSON parsers do."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_fit_prints_timestamped_train_lines_when_the_console_is_no_terminal(tmp_path):
+    import re
+
+    result, console = run_fit(tmp_path / "run", max_steps=6, eval_every=3, log_every=2)
+    lines = re.findall(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d step (\d+)/6 loss (\S+) lr (\S+) (\d+) win/s$", console, re.M)
+    log = [strict_json(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    train = [e for e in log if e["event"] == "train"]
+    assert [int(step) for step, *_ in lines] == [e["step"] for e in train] == [2, 4, 6]
+    assert [(float(loss), float(lr)) for _, loss, lr, _ in lines] == \
+        [(round(e["loss"], 4), float(f"{e['lr']:.2e}")) for e in train]
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d step 6: dev score -?\d+\.\d\d ", console, re.M)
+
+
+def test_fit_on_a_terminal_shows_the_bar_not_train_lines(tmp_path):
+    cfg = config(output_dir=str(tmp_path / "run"), seed=3, max_steps=4, log_every=1)
+    buffer = io.StringIO()
+    fit(model=Tiny(), make_batch=Data().make, batch_order=Data().order, cfg=cfg, save_model=save_safetensors,
+        evaluate=dev_score, console=Console(file=buffer, width=200, force_terminal=True))
+    assert " win/s" in buffer.getvalue()  # on the bar
+    assert "step 4/4 loss" not in buffer.getvalue()
+
+
+def test_train_log_without_a_dev_set_is_strict_json_with_a_null_score(tmp_path):
+    result, console = run_fit(tmp_path / "run", evaluate=None, max_steps=4, eval_every=2)
+    log = [strict_json(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    evals = [e for e in log if e["event"] == "eval"]
+    assert [(e["step"], e["score"]) for e in evals] == [(2, None), (4, None)]
+    assert strict_json((tmp_path / "run" / "history.json").read_text())[-1]["score"] is None
+    assert "dev score" not in console
 
 
 def test_fit_resumed_from_a_checkpoint_ends_on_the_uninterrupted_weights(tmp_path):

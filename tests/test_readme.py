@@ -48,3 +48,14 @@ def test_ci_runs_the_readme_test_command():
                    if "pytest" in line)
     assert "ruff check" in command and "mypy" in command
     assert command in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+
+
+def test_readme_and_demo_help_state_the_same_demo_time():
+    from typer.testing import CliRunner
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    stated = re.findall(r"about (\d+) s on 2 idle CPU cores", readme)
+    help_text = " ".join(CliRunner().invoke(app, ["demo", "--help"]).output.split())
+    config = (REPO / "configs" / "demo.yaml").read_text(encoding="utf-8")
+    assert stated and re.findall(r"About (\d+) s on 2 idle CPU cores", help_text) == stated[:1]
+    assert set(stated) == set(re.findall(r"about (\d+) s on 2 idle CPU cores", config))

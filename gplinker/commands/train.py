@@ -94,6 +94,17 @@ def model_section(cfg: Config, schema: Schema, fmt: str) -> dict[str, Any]:
     }
 
 
+def no_checkpoint_message(out: Path) -> str:
+    """Why --resume cannot start, and what to pass instead (as the HF Trainer, no silent fresh start)."""
+    if not out.is_dir():
+        return f"--resume: no checkpoint found in {out} (the dir does not exist); drop --resume to start a new run"
+    # the encoding cache is reusable by any run, so it is not a reason for --overwrite
+    earlier = sorted(p.name for p in out.iterdir() if p.name != "cache" and not p.name.startswith("."))
+    advice = f"drop --resume and add --overwrite to start a new run there (it holds {', '.join(earlier[:5])}" \
+             f"{', ...' if len(earlier) > 5 else ''})" if earlier else "drop --resume to start a new run"
+    return f"--resume: no checkpoint found in {out}; {advice}"
+
+
 def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: Console | None = None) -> TrainReport:
     """Run a whole training as the config says; writes best/, last/ and checkpoints to train.output_dir."""
     if not cfg.data.train:
@@ -104,6 +115,8 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
     checkpoints = list_checkpoints(out)
     if checkpoints and not resume and not overwrite:
         raise ConfigError(f"{out} already holds checkpoints: pass --resume to continue or --overwrite to start over")
+    if resume and not checkpoints:
+        raise ConfigError(no_checkpoint_message(out))
     if overwrite and not resume and dist.is_main():
         for d in checkpoints + [out / "best", out / "last"]:
             shutil.rmtree(d, ignore_errors=True)
@@ -123,9 +136,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         raise GPLinkerError(f"{cfg.data.train}: no training examples (the training data is empty)")
 
     seed_everything(cfg.train.seed)
-    resume_from = checkpoints[-1] if resume and checkpoints else None
-    if resume and resume_from is None:
-        say(console, f"[yellow]--resume: no checkpoint in {out}; starting from scratch[/]")
+    resume_from = checkpoints[-1] if resume else None
     if resume_from is not None:
         from gplinker.modeling.encoders import load_tokenizer
 

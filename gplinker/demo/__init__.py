@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
+CONFIG = HERE.parent / "configs" / "demo.yaml"  # the same file as the repository's configs/demo.yaml
 
 
 def run_demo(output_dir: Path, console: Console) -> dict[str, Any]:
@@ -23,7 +24,7 @@ def run_demo(output_dir: Path, console: Console) -> dict[str, Any]:
     from gplinker.predict import Predictor
 
     t0 = time.perf_counter()
-    cfg = load_config(HERE / "config.yaml", [f"train.output_dir={output_dir}"])
+    cfg = load_config(CONFIG, [f"train.output_dir={output_dir}"])
     console.print(f"[bold]gplinker demo[/]: {cfg.task} on {HERE / 'train.jsonl'}, scratch encoder, CPU")
     train(cfg, overwrite=True, console=console)
     best = Path(cfg.train.output_dir) / "best"

@@ -77,7 +77,22 @@ def pretrained_encoder(name: str, trust_remote_code: bool = False) -> tuple[Any,
         encoder = AutoModel.from_pretrained(name, trust_remote_code=trust_remote_code, **pooling_kwargs(config))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load encoder weights of '{name}': {first_line(exc)}") from None
-    return encoder, load_tokenizer(name, config.model_type, trust_remote_code)
+    tokenizer = load_tokenizer(name, config.model_type, trust_remote_code)
+    check_vocab_fits(tokenizer, encoder, name)
+    return encoder, tokenizer
+
+
+def check_vocab_fits(tokenizer: Any, encoder: Any, name: str) -> None:
+    """Every token id the tokenizer can emit must have an embedding row.
+
+    A tokenizer larger than the embedding matrix trains until the first text with a token id past
+    the last row, then fails inside torch.embedding with an IndexError; this says so at load time.
+    """
+    rows = encoder.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise ConfigError(f"'{name}': the tokenizer has {len(tokenizer)} tokens but the encoder's embedding has "
+                          f"only {rows} rows (vocab_size {rows}); use the tokenizer that belongs to this encoder, "
+                          f"or resize the embedding (model.resize_token_embeddings({len(tokenizer)})) and save it")
 
 
 def load_tokenizer(name: str, model_type: str, trust_remote_code: bool = False) -> Any:

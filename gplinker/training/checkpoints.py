@@ -8,7 +8,6 @@ a temp name and renamed into place, so a crash leaves the previous version whole
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle
@@ -23,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from gplinker import distributed as dist
+from gplinker.atomic_files import fsync_dir, write_json
 from gplinker.errors import GPLinkerError
 from gplinker.training.loop import LoopState, Optimisation, Step
 
@@ -71,7 +71,10 @@ def prepare_output_dir(out: Path) -> None:
     """Create `out` and remove the temp dirs of writes that a crash interrupted."""
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def save_checkpoint(out: Path, state: LoopState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -186,18 +189,3 @@ def atomic_dir(target: Path, write: Callable[[Path], object]) -> Path:
     fsync_dir(target.parent)  # make the rename itself durable
     shutil.rmtree(old, ignore_errors=True)
     return target
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Write `value` as indented JSON through a temp file and a rename."""
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, path)

@@ -240,7 +240,9 @@ def run_evaluation(model: torch.nn.Module, evaluate: Evaluate | None, state: Loo
         score, improved = float("nan"), True
     metrics = flat_numbers(scores)
     seconds = round(time.perf_counter() - started, 3)  # wall time of the evaluation, logged with its scores
-    entry = {"step": state.step, "epoch": state.epoch, "score": score, **metrics, "seconds": seconds}
+    # no dev set: the score is NaN for the comparisons above and null in the JSON files (NaN is not JSON)
+    entry = {"step": state.step, "epoch": state.epoch, "score": score if evaluate is not None else None, **metrics,
+             "seconds": seconds}
     state.history.append(entry)
     if improved:
         state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
