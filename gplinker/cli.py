@@ -100,6 +100,8 @@ def predict(
     model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train`"),
     input: str = typer.Argument(..., help="JSONL file with a 'text' field per line, or - for stdin"),
     output: Path | None = typer.Option(None, "--output", "-o", help="output JSONL (default: stdout)"),
+    format: str = typer.Option("records", "--format", help="records (scores, offsets, errors marked) | clue | duie | "
+                               "duee: the leaderboard submission form of the model's task, nothing else"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
@@ -116,11 +118,12 @@ def predict(
     writes one ordered output.
     """
     from gplinker import distributed
-    from gplinker.commands.predict import predict_lines
+    from gplinker.commands.predict import check_model_format, predict_lines
     from gplinker.data.reading import read_text_lines
     from gplinker.predict import Predictor
 
     try:
+        check_model_format(model_dir, format)
         rank_device = distributed.setup(device)
         predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
                                               runtime=runtime, trust_remote_code=trust_remote_code, threshold=threshold,
@@ -132,7 +135,7 @@ def predict(
             def write(line: str) -> None:
                 sink.write(line + "\n")
 
-            summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>")
+            summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>", fmt=format)
         finally:
             if output and main:
                 sink.close()

@@ -91,6 +91,49 @@ def test_predict_reads_stdin_and_handles_long_text(trained):
     assert max(e["end"] for e in record["entities"]) > len(text) // 2  # the last windows are read too
 
 
+def test_predict_keeps_the_json_type_of_ids(trained, tmp_path):
+    lines = [json.dumps({"id": 0, "text": NER_SENTENCES[0][0]}, ensure_ascii=False),
+             json.dumps({"id": "0", "text": NER_SENTENCES[1][0]}, ensure_ascii=False),
+             json.dumps({"text": NER_SENTENCES[2][0]}, ensure_ascii=False)]
+    out, src = tmp_path / "out.jsonl", write_jsonl(tmp_path / "in.jsonl", lines)
+    result = run("predict", str(trained["out"] / "best"), str(src), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert records[0]["id"] == 0 and records[1]["id"] == "0" and "id" not in records[2]
+
+
+def test_predict_format_clue_writes_the_cluener_submission(trained, tmp_path):
+    from tests.test_submission import cluener_gold, cluener_score
+
+    gold = cluener_gold()  # the training sentences, in CLUENER form, ids 0..7
+    src = write_jsonl(tmp_path / "test.json", [{"id": g["id"], "text": g["text"]} for g in gold])
+    out = tmp_path / "cluener_predict.json"
+    result = run("predict", str(trained["out"] / "best"), str(src), "-o", str(out), "--format", "clue")
+    assert result.exit_code == 0, result.output
+    submission = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert cluener_score(gold, submission) == 1.0  # the model fits its training sentences exactly
+    assert all(set(line) == {"id", "label"} and isinstance(line["id"], int) for line in submission)
+
+
+def test_predict_submission_stops_at_a_line_it_cannot_hold(trained, tmp_path):
+    best = str(trained["out"] / "best")
+    bad = write_jsonl(tmp_path / "bad.jsonl", [json.dumps({"id": 1, "text": "李娜去了上海。"}, ensure_ascii=False),
+                                               "{broken"])
+    result = run("predict", best, str(bad), "--format", "clue")
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert result.exit_code == 2 and f"{bad}:2: malformed JSON" in said and "--format records" in said
+    no_id = write_jsonl(tmp_path / "no_id.jsonl", [json.dumps({"text": "李娜去了上海。"}, ensure_ascii=False)])
+    result = run("predict", best, str(no_id), "--format", "clue")
+    assert result.exit_code == 2 and f"{no_id}:1: no 'id'" in " ".join(result.output.split())
+
+
+def test_predict_format_of_another_task_fails_before_reading_input(trained, tmp_path):
+    result = run("predict", str(trained["out"] / "best"), str(tmp_path / "absent.jsonl"), "--format", "duee")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert "--format duee is the submission form of the event task" in said and "ner model" in said
+
+
 def test_check_prints_oracle(trained):
     result = run("check", str(trained["train"]), "--task", "ner", "--max-length", "16", "--stride", "4")
     assert result.exit_code == 0, result.output

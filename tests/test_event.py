@@ -24,6 +24,7 @@ from gplinker.tasks.event import MAX_ARGUMENTS_PER_TYPE, EventTask
 from gplinker.tasks.event_assembly import drop_strict_subsets
 from gplinker.tasks.oracle import oracle_predictions
 from tests.conftest import BERT_VOCAB, SHARED_DATA, TINY, predict_with_a_bad_second_line, set_args, write_jsonl
+from tests.test_submission import duee_score
 
 T = TRIGGER_ROLE
 WIN, JOIN, MEET = "比赛-胜负", "组织-加盟", "交往-会见"
@@ -428,6 +429,19 @@ def test_cli_train_eval_predict_check_on_tiny_duee_files(tmp_path):
     for record in good:
         parse_duee(record)  # every predicted offset reads back against its text
         assert all(0.0 <= e["score"] <= 1.0 for e in record["event_list"])
+
+    source, submission, records = write_jsonl(tmp_path / "in.jsonl", lines), tmp_path / "duee.json", tmp_path / "r.json"
+    for fmt, path in (("duee", submission), ("records", records)):  # the same input: the same batches
+        result = runner.invoke(app, ["predict", str(best), str(source), "-o", str(path), "--format", fmt])
+        assert result.exit_code == 0, result.output
+    submitted = [json.loads(x) for x in submission.read_text(encoding="utf-8").splitlines()]
+    good = [json.loads(x) for x in records.read_text(encoding="utf-8").splitlines()]
+    assert [s["id"] for s in submitted] == [r["id"] for r in rows]
+    assert 0.0 <= duee_score(rows, submitted) <= 2.0  # the DuEE scorer of test_submission reads it (R may pass 1)
+    def arguments(event_list: list[dict]) -> set:
+        return {(e["event_type"], a["role"], a["argument"]) for e in event_list for a in e["arguments"]
+                if a["role"] != T}  # an untrained model's clique may hold a second trigger: never submitted
+    assert [arguments(s["event_list"]) for s in submitted] == [arguments(r["event_list"]) for r in good]
 
     result = runner.invoke(app, ["check", str(train), "--task", "event", "--schema", str(schema),
                                  "--max-length", "32", "--stride", "4"])

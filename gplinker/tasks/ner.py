@@ -67,5 +67,5 @@ class NerTask:
             {**self.item_record(example.text, span), "score": probability(score)}
             for span, score in sorted(prediction.items(), key=lambda kv: (kv[0].start, kv[0].end, kv[0].label))
         ]
-        out: dict[str, Any] = {"id": example.id} if example.id is not None else {}
+        out: dict[str, Any] = {"id": example.json_id()} if example.id is not None else {}
         return {**out, "text": example.text, "entities": entities}
