@@ -1,4 +1,4 @@
-"""The `gplinker` command line: train, eval, predict, export, check, demo."""
+"""The `gplinker` command line: train, eval, score, predict, export, check, demo."""
 
 from __future__ import annotations
 
@@ -146,6 +146,31 @@ def predict(
         for message in summary.first_errors:
             console.print(f"  [yellow]{message}[/]", highlight=False)
     distributed.teardown()
+
+
+@app.command()
+def score(
+    predictions: Path = typer.Argument(..., help="prediction or submission JSONL, one line per gold line, same order"),
+    gold: Path = typer.Argument(..., help="labelled JSONL file"),
+    task: str = typer.Option(..., "--task", help="ner | relation | event"),
+    format: str = typer.Option("auto", "--format", help="form of PREDICTIONS: records | clue (ner) | duie "
+                               "(relation) | duee (event submission) | auto (from the first labelled line)"),
+    gold_format: str = typer.Option("auto", "--gold-format", help="data format of GOLD (default: auto-detect)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write metrics.json here"),
+) -> None:
+    """Score a prediction file against gold with the metrics of `eval`, whoever made the predictions."""
+    from gplinker.commands.score import score_files
+    from gplinker.commands.tables import print_scores
+
+    try:
+        result = score_files(predictions, gold, task, format, gold_format)
+    except GPLinkerError as exc:
+        fail(exc)
+    print_scores(result.scores, f"{predictions} ({result.form}) against {gold} ({result.examples} examples)")
+    for note in result.notes:
+        console.print(f"[yellow]{note}[/]", highlight=False)
+    if output:
+        output.write_text(json.dumps(result.scores.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 @app.command()

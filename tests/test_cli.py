@@ -134,6 +134,52 @@ def test_predict_format_of_another_task_fails_before_reading_input(trained, tmp_
     assert "--format duee is the submission form of the event task" in said and "ner model" in said
 
 
+def test_score_gives_eval_metrics_for_records_submissions_and_gold_form(trained, tmp_path):
+    from tests.test_submission import cluener_gold
+
+    best, gold = str(trained["out"] / "best"), trained["train"]
+    evaluated = tmp_path / "eval.json"
+    assert run("eval", best, str(gold), "-o", str(evaluated)).exit_code == 0
+    inputs = write_jsonl(tmp_path / "in.jsonl", [{"id": k, "text": t} for k, (t, _) in enumerate(NER_SENTENCES)])
+    for fmt in ("records", "clue"):
+        predicted, scored = tmp_path / f"{fmt}.jsonl", tmp_path / f"{fmt}-scores.json"
+        assert run("predict", best, str(inputs), "-o", str(predicted), "--format", fmt).exit_code == 0
+        result = run("score", str(predicted), str(gold), "--task", "ner", "-o", str(scored))
+        assert result.exit_code == 0, result.output
+        assert f"({fmt}) against" in result.output and "cluener_f1" in result.output
+        assert json.loads(scored.read_text()) == json.loads(evaluated.read_text())
+    # another system's output in the benchmark's gold form (CLUENER), with one entity missing
+    other = cluener_gold()
+    del other[0]["label"]["loc"]
+    scored = tmp_path / "other.json"
+    result = run("score", str(write_jsonl(tmp_path / "other.jsonl", other)), str(gold), "--task", "ner", "-o",
+                 str(scored))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(scored.read_text())
+    n_gold = sum(len(e) for _, e in NER_SENTENCES)
+    n_loc = sum(kind == "loc" for _, e in NER_SENTENCES for _, kind in e)
+    assert metrics["per_label"]["loc"]["tp"] == n_loc - 1 and metrics["metrics"]["span_recall"] == (n_gold - 1) / n_gold
+    assert metrics["metrics"]["span_precision"] == 1.0
+
+
+def test_score_names_the_lines_that_do_not_pair(trained, tmp_path):
+    gold = trained["train"]
+    records = [{"id": k, "text": t, "entities": []} for k, (t, _) in enumerate(NER_SENTENCES)]
+    short = write_jsonl(tmp_path / "short.jsonl", records[:-1])
+    said = " ".join(run("score", str(short), str(gold), "--task", "ner").output.split())
+    assert f"{short}:0: 7 prediction line(s), but {gold} has 8 example(s)" in said
+    swapped = write_jsonl(tmp_path / "swapped.jsonl", [records[1], records[0], *records[2:]])
+    result = run("score", str(swapped), str(gold), "--task", "ner")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{swapped}:1: the text differs from the text of {gold}:1" in said
+    gold_ids = write_jsonl(tmp_path / "gold_ids.jsonl", [{**r, "id": f"g{k}"} for k, r in enumerate(trained["rows"])])
+    result = run("score", str(write_jsonl(tmp_path / "ids.jsonl", records)), str(gold_ids), "--task", "ner")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"ids.jsonl:1: id 0, but {gold_ids}:1 has id 'g0'" in said
+    result = run("score", str(short), str(gold), "--task", "ner", "--format", "duee")
+    assert result.exit_code == 2 and "not a ner prediction form" in " ".join(result.output.split())
+
+
 def test_check_prints_oracle(trained):
     result = run("check", str(trained["train"]), "--task", "ner", "--max-length", "16", "--stride", "4")
     assert result.exit_code == 0, result.output
@@ -189,7 +235,7 @@ def test_unknown_config_key_is_reported(tmp_path):
 
 def test_help_lists_every_command():
     result = run("--help")
-    for command in ("train", "eval", "predict", "check", "demo"):
+    for command in ("train", "eval", "score", "predict", "check", "demo"):
         assert command in result.output
     assert "--set" in run("train", "--help").output
 

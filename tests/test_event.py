@@ -442,6 +442,17 @@ def test_cli_train_eval_predict_check_on_tiny_duee_files(tmp_path):
         return {(e["event_type"], a["role"], a["argument"]) for e in event_list for a in e["arguments"]
                 if a["role"] != T}  # an untrained model's clique may hold a second trigger: never submitted
     assert [arguments(s["event_list"]) for s in submitted] == [arguments(r["event_list"]) for r in good]
+    evaluated = json.loads(metrics.read_text(encoding="utf-8"))
+    scored = tmp_path / "scored.json"
+    result = runner.invoke(app, ["score", str(records), str(train), "--task", "event", "-o", str(scored)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(scored.read_text()) == evaluated  # records carry offsets and triggers: every metric
+    result = runner.invoke(app, ["score", str(submission), str(train), "--task", "event", "-o", str(scored)])
+    assert result.exit_code == 0, result.output
+    from_submission = json.loads(scored.read_text())
+    assert set(from_submission["metrics"]) == {"duee_precision", "duee_recall", "duee_f1"}
+    assert from_submission["main"] == pytest.approx(evaluated["main"])  # the official score compares strings
+    assert "only the official DuEE score" in " ".join(result.output.split())
 
     result = runner.invoke(app, ["check", str(train), "--task", "event", "--schema", str(schema),
                                  "--max-length", "32", "--stride", "4"])

@@ -504,6 +504,11 @@ def test_cli_train_eval_predict_check(schema, tmp_path):
     def strings(spo_list: list[dict]) -> set:
         return {(s["subject"], s["predicate"], tuple(sorted(s["object"].items()))) for s in spo_list}
     assert [strings(s["spo_list"]) for s in submitted] == [strings(r["spo_list"]) for r in good]  # same triples
+    for path in (records, submission):  # `score` gives what `eval` gave, from either file
+        scored = tmp_path / "scored.json"
+        result = runner.invoke(app, ["score", str(path), str(train), "--task", "relation", "-o", str(scored)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(scored.read_text()) == json.loads(metrics.read_text())
 
     result = runner.invoke(app, ["check", str(train), "--task", "relation", "--schema", str(schema_file)])
     assert result.exit_code == 0, result.output

@@ -219,3 +219,43 @@ def test_format_of_another_task_is_refused_naming_both():
         check_format("json", "ner")
     with pytest.raises(ValueError):
         submission_line("records", 0, "x", [])
+
+
+def test_score_reads_a_duee_submission_and_scores_each_event_type_officially(tmp_path):
+    from gplinker.commands.score import score_files
+    from tests.conftest import write_jsonl
+
+    gold = write_jsonl(tmp_path / "gold.json", DUEE_GOLD)
+    examples = [parse_duee(line) for line in DUEE_GOLD]
+    submission = [duee_line(line["id"], e.text, e.events) for line, e in zip(DUEE_GOLD, examples)]
+    submission[1]["event_list"][1]["arguments"][1]["argument"] = "李"  # half of 李四: char F1 2/3
+    result = score_files(write_jsonl(tmp_path / "pred.json", submission), gold, "event")
+    assert result.form == "duee" and result.scores.main == pytest.approx(duee_score(DUEE_GOLD, submission))
+    meet = [{**line, "event_list": [e for e in line["event_list"] if e["event_type"] == "交往-会见"]}
+            for line in DUEE_GOLD]
+    assert result.scores.per_label["交往-会见"].f1 == pytest.approx(duee_score(meet, submission_of(meet, submission)))
+    assert result.scores.per_label["比赛-胜负"].f1 == 1.0
+
+
+def submission_of(gold_lines: list[dict], submission: list[dict]) -> list[dict]:
+    """The submission lines restricted to the event types of the matching gold lines."""
+    out = []
+    for g, s in zip(gold_lines, submission):
+        types = {e["event_type"] for e in g["event_list"]}
+        out.append({**s, "event_list": [e for e in s["event_list"] if e["event_type"] in types]})
+    return out
+
+
+def test_a_submitted_argument_that_is_not_in_the_text_is_named(tmp_path):
+    from gplinker.commands.score import score_files
+    from gplinker.errors import DataError
+    from tests.conftest import write_jsonl
+
+    gold = write_jsonl(tmp_path / "gold.json", DUEE_GOLD)
+    submission = [{"id": "e0", "event_list": [{"event_type": "比赛-胜负", "arguments": [{"role": "胜者",
+                                                                                    "argument": "白队"}]}]},
+                  {"id": 7, "event_list": []}]
+    pred = write_jsonl(tmp_path / "pred.json", submission)
+    named = r"pred.json:1: event_list\[0\].arguments\[0\] '白队' \(胜者\) is not in the text"
+    with pytest.raises(DataError, match=named):
+        score_files(pred, gold, "event")
