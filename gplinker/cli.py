@@ -240,13 +240,15 @@ def check(
                       f"{', char level' if settings.char_level else ''}")
             task, format, tok, loaded_schema = settings.task, settings.format, settings.tokenizer, settings.schema
             max_length, stride, char_level = settings.max_length, settings.stride, settings.char_level
+            decode = settings.decode
         else:
+            decode = "nested"
             if not data:
                 raise GPLinkerError("give a data file, or --config CONFIG to check its data.train and data.dev")
             files = list(data)
             tok, loaded_schema = load_check_inputs(task, tokenizer, schema)
         reports = [(path, check_data(str(path), task, format, tok, max_length, stride, skip_invalid=not strict,
-                                     schema=loaded_schema, char_level=char_level)) for path in files]
+                                     schema=loaded_schema, char_level=char_level, decode=decode)) for path in files]
     except GPLinkerError as exc:
         fail(exc)
     for path, report in reports:

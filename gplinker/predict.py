@@ -76,7 +76,7 @@ class Predictor:
             model_type, dev = model.model_type, pick_device(device)
             model.to(dev).eval()
         tokenizer = load_tokenizer(str(model_dir), model_type, trust_remote_code)
-        task = build_task(section["task"], Schema.from_dict(section["schema"]))
+        task = build_task(section["task"], Schema.from_dict(section["schema"]), section.get("decode", "nested"))
         limits = section.get("limits", {})
         window, stride = inference_windows(section, tokenizer, max_length)
         return cls(model=model, tokenizer=tokenizer, task=task, max_length=window, stride=stride,

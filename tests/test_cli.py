@@ -180,6 +180,43 @@ def test_score_names_the_lines_that_do_not_pair(trained, tmp_path):
     assert result.exit_code == 2 and "not a ner prediction form" in " ".join(result.output.split())
 
 
+def test_a_model_dir_recording_flat_decoding_predicts_no_overlapping_spans(trained, tmp_path):
+    from gplinker.data.examples import Span
+    from gplinker.metrics import has_overlap
+
+    flat = tmp_path / "flat"
+    shutil.copytree(trained["out"] / "best", flat)
+    config = json.loads((flat / "config.json").read_text(encoding="utf-8"))
+    assert config["gplinker"]["decode"] == "nested"  # what train records by default
+    config["gplinker"]["decode"] = "flat"
+    (flat / "config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    inputs = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t, _ in NER_SENTENCES])
+    out = tmp_path / "out.jsonl"
+    assert run("predict", str(flat), str(inputs), "-o", str(out)).exit_code == 0
+    records = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    spans = [[Span(e["start"], e["end"], e["type"]) for e in r["entities"]] for r in records]
+    assert not any(has_overlap(s) for s in spans)
+    assert {e["text"] for e in records[0]["entities"]} & {"北京", "北京大学"} in ({"北京"}, {"北京大学"})
+    assert {e["text"] for e in records[1]["entities"]} == {"李娜", "上海"}  # nothing overlaps there: all kept
+    metrics = tmp_path / "m.json"
+    assert run("eval", str(flat), str(trained["train"]), "-o", str(metrics)).exit_code == 0
+    assert json.loads(metrics.read_text())["main"] < 1.0  # the nested gold spans cannot all come back
+
+
+def test_flat_decoding_is_for_ner_and_recorded_by_train(tmp_path):
+    from gplinker.commands.train import model_section
+    from gplinker.config import load_config
+    from gplinker.data.schema import Schema
+
+    cfg = load_config(None, ["model.decode=flat"])
+    assert model_section(cfg, Schema("ner", entity_types=["x"]), "spans")["decode"] == "flat"
+    result = run("train", str(write_jsonl(tmp_path / "c.yaml", ["task: relation"])), "--set", "model.decode=flat")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "model.decode flat is for the ner task" in said
+    result = run("train", str(write_jsonl(tmp_path / "d.yaml", ["task: ner"])), "--set", "model.decode=greedy")
+    assert result.exit_code == 2 and "model.decode must be nested or flat" in " ".join(result.output.split())
+
+
 def test_check_prints_oracle(trained):
     result = run("check", str(trained["train"]), "--task", "ner", "--max-length", "16", "--stride", "4")
     assert result.exit_code == 0, result.output

@@ -89,7 +89,7 @@ def model_section(cfg: Config, schema: Schema, fmt: str) -> dict[str, Any]:
         "format_version": MODEL_FORMAT,
         "task": cfg.task, "schema": schema.to_dict(), "format": fmt,
         "max_length": cfg.data.max_length, "stride": cfg.data.stride, "threshold": cfg.model.threshold,
-        "char_level": cfg.data.char_level,
+        "char_level": cfg.data.char_level, "decode": cfg.model.decode,
         "train_config": to_dict(cfg), "gplinker_version": package_version(),
     }
 
@@ -131,12 +131,12 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
 
         model, saved = GPLinkerModel.load(resume_from, cfg.model.trust_remote_code)
         schema = Schema.from_dict(saved["schema"])
-        task = build_task(cfg.task, schema)
+        task = build_task(cfg.task, schema, cfg.model.decode)
         tokenizer = load_tokenizer(str(resume_from), model.model_type, cfg.model.trust_remote_code)
         max_length = int(saved["max_length"])  # a resumed run keeps the windows it started with
     else:
         schema = load_schema(cfg, corpus, fmt)
-        task = build_task(cfg.task, schema)
+        task = build_task(cfg.task, schema, cfg.model.decode)
         model, tokenizer = build_model(cfg, task, corpus.char_counts() if cfg.model.encoder == "scratch" else {})
         max_length = resolve_max_length(cfg, data, corpus, corpus_key, tokenizer, position_limit(model.encoder),
                                         console)
