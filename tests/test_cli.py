@@ -264,6 +264,20 @@ def test_bad_training_line_names_file_and_line_unless_skipped(tmp_path):
     assert "skipped 1 invalid line" in result.output
 
 
+def test_an_ner_config_on_relation_data_stops_before_training(tmp_path):
+    duie = [{"text": t, "spo_list": [{"subject": e[0][0], "subject_type": "人物", "predicate": "相识",
+                                      "object": {"@value": e[1][0]}, "object_type": {"@value": "人物"}}]}
+            for t, e in NER_SENTENCES]
+    train = write_jsonl(tmp_path / "duie.json", duie)
+    cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
+    result = run("train", str(cfg), *set_args(tiny_overrides(train, None, tmp_path / "o", "train.max_steps=1",
+                                                             "data.format=spans")))
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in result.output and not (tmp_path / "o" / "last").exists()
+    assert f"no gold items of task ner found in {train} (read as format 'spans'; is this the right format/task?)" \
+        in said
+
+
 def test_unknown_config_key_is_reported(tmp_path):
     cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner", "trian:", "  lr: 1"])
     result = run("train", str(cfg))

@@ -121,6 +121,9 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
                          f"{dict(report.skip_reasons())}[/]")
     if corpus.report.examples == 0:
         raise GPLinkerError(f"{cfg.data.train}: no training examples (the training data is empty)")
+    if not corpus.has_gold(cfg.task):
+        raise GPLinkerError(f"no gold items of task {cfg.task} found in {cfg.data.train} (read as format '{fmt}'; "
+                            "is this the right format/task?)")
 
     seed_everything(cfg.train.seed)
     resume_from = checkpoints[-1] if resume and checkpoints else None

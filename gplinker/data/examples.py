@@ -75,6 +75,9 @@ class Example:
         return self.meta.get("json_id", self.id)
 
 
+LABEL_KEYS = {"ner": "s", "relation": "r", "event": "e"}  # task -> its key in labels_to_json
+
+
 def labels_to_json(example: Example) -> str:
     """The gold labels of an example as compact JSON (the encoded corpus stores them beside the text).
 
