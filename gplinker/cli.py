@@ -271,6 +271,11 @@ def print_check(out: Console, data: Path, report: CheckReport) -> None:
     o = report.oracle
     out.print(f"oracle round trip: P {100 * o.precision:.2f} R {100 * o.recall:.2f} F1 {100 * o.f1:.2f} "
               f"({o.tp}/{o.n_gold} gold items recovered)")
+    gaps = report.gaps
+    if gaps.items:
+        out.print(f"[yellow]{gaps.items} gold item(s) have labels the schema lacks: {gaps.summary()}[/]",
+                  highlight=False)
+        out.print(f"{max(0, o.n_gold - o.tp - gaps.items)} other gold item(s) lost to token positions or decoding")
     for source, item in report.lost:
         out.print(f"  lost {source}: {json.dumps(item, ensure_ascii=False)}", highlight=False)
 

@@ -549,3 +549,13 @@ def test_short_scratch_training_on_duee_raises_argument_f1(tmp_path, capsys):
     assert history[-1]["argument_f1"] > history[0]["argument_f1"]
     assert history[-1]["argument_f1"] > 0.0
     assert history[-1]["trigger_f1"] > 0.3  # triggers are lexical: learned long before the links
+
+
+def test_schema_gaps_name_event_type_and_role():
+    from gplinker.data.schema import schema_gaps
+
+    lacking = Schema("event", event_roles=[p for p in SCHEMA.event_roles if p not in ((WIN, "赛事"), (MEET, T))])
+    gaps = schema_gaps(lacking, SENTENCES.values())
+    # 赛事 of the two 决赛/星辰杯 wins; the trigger of the three 会见 events
+    assert gaps.labels == {f"{WIN}/赛事": 2, f"{MEET}/{T}": 3} and gaps.items == 5
+    assert schema_gaps(SCHEMA, SENTENCES.values()).items == 0

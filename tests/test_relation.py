@@ -634,3 +634,37 @@ def test_real_short_training_raises_dev_f1(tmp_path):
           f"{cfg.train.batch_size} windows, max_length {cfg.data.max_length}: dev triple F1 untrained {f1_before:.4f}, "
           f"during training {history}, best {report.fit.best_score:.4f}; {minutes:.1f} min")
     assert report.fit.best_score > f1_before + 0.03
+
+
+def test_labels_the_schema_lacks_are_reported_by_predicate_and_slot_apart_from_window_losses(tmp_path):
+    examples = [e for e in synthetic() if e.text != T_NESTED]
+    full = load_duie_schema(write_jsonl(tmp_path / "full.json", SCHEMA_ROWS))
+    train = write_jsonl(tmp_path / "train.json", [duie2_line(e, full) for e in examples])
+    rows = [r for r in SCHEMA_ROWS if r["predicate"] != "导演"]  # no 导演, and 饰演 without its inWork slot
+    rows = [{**r, "object_type": {V: "人物"}} if r["predicate"] == "饰演" else r for r in rows]
+    lacking = write_jsonl(tmp_path / "lacking.json", rows)
+    result = runner.invoke(app, ["check", str(train), "--task", "relation", "--schema", str(lacking)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "3 gold item(s) have labels the schema lacks: 饰演@inWork 2, 导演@@value 1" in said
+    assert "0 other gold item(s) lost to token positions or decoding" in said
+
+    config = write_jsonl(tmp_path / "duie.yaml", ["task: relation"])
+    sets = TINY + [f"data.train={train}", f"data.schema={lacking}", f"train.output_dir={tmp_path / 'run'}",
+                   "train.max_steps=1"]
+    result = runner.invoke(app, ["train", str(config), *set_args(sets)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "3 gold item(s) of the training data have labels the schema lacks" in said and "饰演@inWork 2" in said
+    assert "cannot be expressed in token positions" not in said  # the windows lose nothing here
+
+
+def test_a_schema_of_the_other_task_is_named_as_such(tmp_path):
+    from gplinker.data.schema import load_duee_schema
+
+    event_schema = write_jsonl(tmp_path / "duee_event_schema.json", [{"event_type": "比赛-胜负",
+                                                                      "role_list": [{"role": "胜者"}]}])
+    with pytest.raises(DataError, match=r"duee_event_schema.json:1: this is an event schema .*relation task"):
+        load_duie_schema(event_schema)
+    with pytest.raises(DataError, match=r"duie_schema.json:1: this is a relation schema .*event task"):
+        load_duee_schema(write_jsonl(tmp_path / "duie_schema.json", SCHEMA_ROWS))

@@ -26,7 +26,14 @@ from gplinker.data.corpus import Corpus
 from gplinker.data.examples import Example
 from gplinker.data.formats import ReadReport
 from gplinker.data.reading import read_examples, resolve_format
-from gplinker.data.schema import Schema, load_duee_schema, load_duie_schema, schema_from_examples
+from gplinker.data.schema import (
+    Schema,
+    SchemaGaps,
+    load_duee_schema,
+    load_duie_schema,
+    schema_from_examples,
+    schema_gaps,
+)
 from gplinker.data.span_limits import limits_from_training
 from gplinker.data.window_table import WindowTable
 from gplinker.devices import seed_everything
@@ -49,7 +56,8 @@ class TrainReport:
     train_report: ReadReport
     dev_report: ReadReport | None
     windows: int
-    unplaced: int  # gold items of the training data that no window can express
+    unplaced: int  # gold items of the training data that no window can express (schema gaps included)
+    schema_gaps: SchemaGaps  # of those, the items whose labels the schema lacks, by label
 
 
 def load_schema(cfg: Config, corpus: Corpus, fmt: str) -> Schema:
@@ -152,10 +160,15 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         section["limits"] = span_limits(cfg, model, windows, console)
     else:
         section["limits"] = saved.get("limits", {})
+    # a schema from the training data has every label; a schema file or a resumed run's may lack some
+    gaps = schema_gaps(schema, corpus.examples()) if cfg.data.schema or resume_from is not None else SchemaGaps()
+    if gaps.items:
+        say(console, f"[yellow]{gaps.items} gold item(s) of the training data have labels the schema lacks, so "
+                     f"they can never be predicted as labelled: {gaps.summary()}[/]")
     unplaced = windows.unplaced()
-    if unplaced:
-        say(console, f"[yellow]{unplaced} gold item(s) of the training data cannot be expressed in token "
-                     f"positions (see `gplinker check`)[/]")
+    if unplaced - gaps.items > 0:
+        say(console, f"[yellow]{unplaced - gaps.items} gold item(s) of the training data cannot be expressed in "
+                     f"token positions (see `gplinker check`)[/]")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     channels = {h.name: h.channels for h in task.heads()}
 
@@ -202,7 +215,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         result = fit(model=model, make_batch=make_batch, batch_order=batch_order, cfg=cfg.train,
                      save_model=save_model, evaluate=evaluate, resume_from=resume_from, console=console,
                      progress=progress if console is not None else None)
-    return TrainReport(result, corpus.report, dev_report, len(windows), unplaced)
+    return TrainReport(result, corpus.report, dev_report, len(windows), unplaced, gaps)
 
 
 def span_limits(cfg: Config, model: GPLinkerModel, windows: WindowTable, console: Console | None) -> dict[str, Any]:
