@@ -249,6 +249,27 @@ def test_resume_continues_to_the_same_weights(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
 
 
+def test_resume_refuses_a_changed_schedule_naming_the_keys(tmp_path):
+    rows = [spans_record(t, e) for t, e in NER_SENTENCES]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
+    out = tmp_path / "run"
+    sets = tiny_overrides(train, None, out, "train.epochs=1", "train.eval_every=1")  # 8 sentences: 2 steps
+    assert run("train", str(cfg), *set_args(sets)).exit_code == 0
+    saved = load_file(str(out / "last" / "model.safetensors"))
+    result = run("train", str(cfg), *set_args(sets + ["train.max_steps=4", "train.lr=1e-3"]), "--resume")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "train.max_steps 0 → 4; train.lr 0.003 → 0.001" in said and "keeps the schedule it started with" in said
+    # the same settings over more data would count more steps: refused too, naming the step counts
+    write_jsonl(train, rows + rows)
+    result = run("train", str(cfg), *set_args(sets), "--resume")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "its LR schedule runs 2 steps, this run would run 4" in said
+    after = load_file(str(out / "last" / "model.safetensors"))
+    assert all(torch.equal(saved[k], after[k]) for k in saved)  # nothing was trained or written
+
+
 def test_bad_training_line_names_file_and_line_unless_skipped(tmp_path):
     rows = [spans_record(t, e) for t, e in NER_SENTENCES[:3]]
     rows.insert(1, {"text": "张伟", "entities": [{"start": 0, "end": 2, "type": "person", "text": "李娜"}]})

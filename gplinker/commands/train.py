@@ -45,6 +45,7 @@ from gplinker.run_info import package_version, write_run_info
 from gplinker.tasks import build_task
 from gplinker.tasks.base import Task
 from gplinker.training import FitResult, fit, list_checkpoints
+from gplinker.training.checkpoints import schedule_changes
 from gplinker.training.loop import Indices
 
 
@@ -141,6 +142,11 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         from gplinker.modeling.encoders import load_tokenizer
 
         model, saved = GPLinkerModel.load(resume_from, cfg.model.trust_remote_code)
+        changed = schedule_changes(saved.get("train_config", {}).get("train", {}), to_dict(cfg)["train"])
+        if changed:
+            raise ConfigError(f"--resume: {resume_from} was trained with another LR schedule: {'; '.join(changed)}. "
+                              "A resumed run keeps the schedule it started with: set these back, or start a new "
+                              "run (--overwrite, or another train.output_dir)")
         schema = Schema.from_dict(saved["schema"])
         task = build_task(cfg.task, schema, cfg.model.decode)
         tokenizer = load_tokenizer(str(resume_from), model.model_type, cfg.model.trust_remote_code)
