@@ -1,4 +1,4 @@
-"""The `gplinker` command line: train, eval, predict, export, check, demo."""
+"""The `gplinker` command line: train, eval, score, predict, export, check, demo."""
 
 from __future__ import annotations
 
@@ -138,6 +138,8 @@ def predict(
     model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train`"),
     input: str = typer.Argument(..., help="JSONL file with a 'text' field per line, or - for stdin"),
     output: Path | None = typer.Option(None, "--output", "-o", help="output JSONL (default: stdout)"),
+    format: str = typer.Option("records", "--format", help="records (scores, offsets, errors marked) | clue | duie | "
+                               "duee: the leaderboard submission form of the model's task, nothing else"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
@@ -156,11 +158,12 @@ def predict(
 
     from gplinker import distributed
     from gplinker.atomic_files import atomic_text, ensure_parent
-    from gplinker.commands.predict import predict_lines
+    from gplinker.commands.predict import check_model_format, predict_lines
     from gplinker.data.reading import read_text_lines
     from gplinker.predict import Predictor
 
     try:
+        check_model_format(model_dir, format)
         if output:
             ensure_parent(output)  # before loading the model, so a bad path costs no work
         rank_device = distributed.setup(device)
@@ -174,7 +177,7 @@ def predict(
             def write(line: str) -> None:
                 sink.write(line + "\n")
 
-            summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>")
+            summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>", fmt=format)
     except GPLinkerError as exc:
         fail(exc)
     if distributed.is_main():
@@ -182,6 +185,31 @@ def predict(
         for message in summary.first_errors:
             console.print(f"  [yellow]{message}[/]", highlight=False)
     distributed.teardown()
+
+
+@app.command()
+def score(
+    predictions: Path = typer.Argument(..., help="prediction or submission JSONL, one line per gold line, same order"),
+    gold: Path = typer.Argument(..., help="labelled JSONL file"),
+    task: str = typer.Option(..., "--task", help="ner | relation | event"),
+    format: str = typer.Option("auto", "--format", help="form of PREDICTIONS: records | clue (ner) | duie "
+                               "(relation) | duee (event submission) | auto (from the first labelled line)"),
+    gold_format: str = typer.Option("auto", "--gold-format", help="data format of GOLD (default: auto-detect)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write metrics.json here"),
+) -> None:
+    """Score a prediction file against gold with the metrics of `eval`, whoever made the predictions."""
+    from gplinker.commands.score import score_files
+    from gplinker.commands.tables import print_scores
+
+    try:
+        result = score_files(predictions, gold, task, format, gold_format)
+    except GPLinkerError as exc:
+        fail(exc)
+    print_scores(result.scores, f"{predictions} ({result.form}) against {gold} ({result.examples} examples)")
+    for note in result.notes:
+        console.print(f"[yellow]{note}[/]", highlight=False)
+    if output:
+        output.write_text(json.dumps(result.scores.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 @app.command()
@@ -251,13 +279,15 @@ def check(
                       f"{', char level' if settings.char_level else ''}")
             task, format, tok, loaded_schema = settings.task, settings.format, settings.tokenizer, settings.schema
             max_length, stride, char_level = settings.max_length, settings.stride, settings.char_level
+            decode = settings.decode
         else:
+            decode = "nested"
             if not data:
                 raise GPLinkerError("give a data file, or --config CONFIG to check its data.train and data.dev")
             files = list(data)
             tok, loaded_schema = load_check_inputs(task, tokenizer, schema)
         reports = [(path, check_data(str(path), task, format, tok, max_length, stride, skip_invalid=not strict,
-                                     schema=loaded_schema, char_level=char_level)) for path in files]
+                                     schema=loaded_schema, char_level=char_level, decode=decode)) for path in files]
     except GPLinkerError as exc:
         fail(exc)
     for path, report in reports:
@@ -280,6 +310,11 @@ def print_check(out: Console, data: Path, report: CheckReport) -> None:
     o = report.oracle
     out.print(f"oracle round trip: P {100 * o.precision:.2f} R {100 * o.recall:.2f} F1 {100 * o.f1:.2f} "
               f"({o.tp}/{o.n_gold} gold items recovered)")
+    gaps = report.gaps
+    if gaps.items:
+        out.print(f"[yellow]{gaps.items} gold item(s) have labels the schema lacks: {gaps.summary()}[/]",
+                  highlight=False)
+        out.print(f"{max(0, o.n_gold - o.tp - gaps.items)} other gold item(s) lost to token positions or decoding")
     for source, item in report.lost:
         out.print(f"  lost {source}: {json.dumps(item, ensure_ascii=False)}", highlight=False)
 

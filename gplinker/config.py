@@ -79,6 +79,8 @@ class ModelConfig:
     max_span_length: int | str = opt("auto", "longest span in tokens the span heads score: auto = 1.25 x the "
                                      "longest training span, per head and (for labels with >= 100 training spans) "
                                      "per label; N = N tokens for every span head; none = any length")
+    decode: str = opt("nested", "NER decoding: nested (every span above the threshold) | flat (among overlapping "
+                      "spans only the highest-scoring, greedily; recorded with the model, so eval/predict use it)")
     trust_remote_code: bool = opt(False, "allow a model dir from elsewhere to run its own code (off by default)")
     scratch: ScratchConfig = field(default_factory=ScratchConfig, metadata={"help": "sizes of the scratch encoder"})
 
@@ -119,6 +121,7 @@ class Config:
 
 
 TASKS = ("ner", "relation", "event")
+DECODINGS = ("nested", "flat")
 
 D = TypeVar("D", bound="DataclassInstance")
 
@@ -236,6 +239,11 @@ def validate(config: Config) -> None:
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, got '{config.task}'")
     if config.model.head not in ("egp", "gp"):
         raise ConfigError(f"model.head must be egp or gp, got '{config.model.head}'")
+    if config.model.decode not in DECODINGS:
+        raise ConfigError(f"model.decode must be nested or flat, got '{config.model.decode}'")
+    if config.model.decode == "flat" and config.task != "ner":
+        raise ConfigError(f"model.decode flat is for the ner task; the {config.task} task decodes overlapping "
+                          "entities by design (a subject inside its object's title, an argument inside another)")
     if config.train.amp not in ("off", "bf16", "fp16"):
         raise ConfigError(f"train.amp must be off, bf16 or fp16, got '{config.train.amp}'")
     max_length = config.data.max_length

@@ -423,3 +423,18 @@ def duee_official(
         )
         total += PRF(score, len(predicted), len(gold_arguments))
     return total
+
+
+def duee_submission_scores(texts: Sequence[str], gold: Sequence[Sequence[Event]],
+                           pred: Sequence[Sequence[Event]]) -> Scores:
+    """The official DuEE score (main) and per event type, for predictions without offsets or triggers.
+
+    A DuEE submission lists argument strings only, so of `event_scores` just the official score,
+    which compares strings, can be computed; per event type it is `duee_official` on that type's events.
+    """
+    duee = duee_official(texts, gold, pred)
+    types = sorted({e.type for events in [*gold, *pred] for e in events})
+    per_label = {t: duee_official(texts, [[e for e in g if e.type == t] for g in gold],
+                                  [[e for e in p if e.type == t] for p in pred]) for t in types}
+    reports = {"per_label": format_table(per_label, duee)}
+    return Scores(main=duee.f1, metrics=_metrics("duee", duee), per_label=per_label, reports=reports)

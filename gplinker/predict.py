@@ -78,7 +78,7 @@ class Predictor:
         tokenizer = load_tokenizer(str(model_dir), model_type, trust_remote_code)
         if model is not None:
             check_vocab_fits(tokenizer, model.encoder, str(model_dir))
-        task = build_task(section["task"], Schema.from_dict(section["schema"]))
+        task = build_task(section["task"], Schema.from_dict(section["schema"]), section.get("decode", "nested"))
         limits = section.get("limits", {})
         window, stride = inference_windows(section, tokenizer, max_length)
         return cls(model=model, tokenizer=tokenizer, task=task, max_length=window, stride=stride,

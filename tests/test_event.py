@@ -24,6 +24,7 @@ from gplinker.tasks.event import MAX_ARGUMENTS_PER_TYPE, EventTask
 from gplinker.tasks.event_assembly import drop_strict_subsets
 from gplinker.tasks.oracle import oracle_predictions
 from tests.conftest import BERT_VOCAB, SHARED_DATA, TINY, predict_with_a_bad_second_line, set_args, write_jsonl
+from tests.test_submission import duee_score
 
 T = TRIGGER_ROLE
 WIN, JOIN, MEET = "比赛-胜负", "组织-加盟", "交往-会见"
@@ -429,6 +430,30 @@ def test_cli_train_eval_predict_check_on_tiny_duee_files(tmp_path):
         parse_duee(record)  # every predicted offset reads back against its text
         assert all(0.0 <= e["score"] <= 1.0 for e in record["event_list"])
 
+    source, submission, records = write_jsonl(tmp_path / "in.jsonl", lines), tmp_path / "duee.json", tmp_path / "r.json"
+    for fmt, path in (("duee", submission), ("records", records)):  # the same input: the same batches
+        result = runner.invoke(app, ["predict", str(best), str(source), "-o", str(path), "--format", fmt])
+        assert result.exit_code == 0, result.output
+    submitted = [json.loads(x) for x in submission.read_text(encoding="utf-8").splitlines()]
+    good = [json.loads(x) for x in records.read_text(encoding="utf-8").splitlines()]
+    assert [s["id"] for s in submitted] == [r["id"] for r in rows]
+    assert 0.0 <= duee_score(rows, submitted) <= 2.0  # the DuEE scorer of test_submission reads it (R may pass 1)
+    def arguments(event_list: list[dict]) -> set:
+        return {(e["event_type"], a["role"], a["argument"]) for e in event_list for a in e["arguments"]
+                if a["role"] != T}  # an untrained model's clique may hold a second trigger: never submitted
+    assert [arguments(s["event_list"]) for s in submitted] == [arguments(r["event_list"]) for r in good]
+    evaluated = json.loads(metrics.read_text(encoding="utf-8"))
+    scored = tmp_path / "scored.json"
+    result = runner.invoke(app, ["score", str(records), str(train), "--task", "event", "-o", str(scored)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(scored.read_text()) == evaluated  # records carry offsets and triggers: every metric
+    result = runner.invoke(app, ["score", str(submission), str(train), "--task", "event", "-o", str(scored)])
+    assert result.exit_code == 0, result.output
+    from_submission = json.loads(scored.read_text())
+    assert set(from_submission["metrics"]) == {"duee_precision", "duee_recall", "duee_f1"}
+    assert from_submission["main"] == pytest.approx(evaluated["main"])  # the official score compares strings
+    assert "only the official DuEE score" in " ".join(result.output.split())
+
     result = runner.invoke(app, ["check", str(train), "--task", "event", "--schema", str(schema),
                                  "--max-length", "32", "--stride", "4"])
     assert result.exit_code == 0, result.output
@@ -524,3 +549,13 @@ def test_short_scratch_training_on_duee_raises_argument_f1(tmp_path, capsys):
     assert history[-1]["argument_f1"] > history[0]["argument_f1"]
     assert history[-1]["argument_f1"] > 0.0
     assert history[-1]["trigger_f1"] > 0.3  # triggers are lexical: learned long before the links
+
+
+def test_schema_gaps_name_event_type_and_role():
+    from gplinker.data.schema import schema_gaps
+
+    lacking = Schema("event", event_roles=[p for p in SCHEMA.event_roles if p not in ((WIN, "赛事"), (MEET, T))])
+    gaps = schema_gaps(lacking, SENTENCES.values())
+    # 赛事 of the two 决赛/星辰杯 wins; the trigger of the three 会见 events
+    assert gaps.labels == {f"{WIN}/赛事": 2, f"{MEET}/{T}": 3} and gaps.items == 5
+    assert schema_gaps(SCHEMA, SENTENCES.values()).items == 0

@@ -14,7 +14,7 @@ FLOORS = {
     "gplinker.config": 0, "gplinker.run_info": 0, "gplinker.console": 0, "gplinker.atomic_files": 0,
     "gplinker.data": 1,
     "gplinker.metrics": 2, "gplinker.modeling": 2, "gplinker.devices": 2, "gplinker.distributed": 2,
-    "gplinker.onnx_runtime": 2,
+    "gplinker.onnx_runtime": 2, "gplinker.submission": 2,
     "gplinker.tasks": 3,
     "gplinker.predict": 4, "gplinker.training": 4,
     "gplinker.export": 5, "gplinker.pipeline": 5,

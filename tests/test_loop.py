@@ -391,3 +391,15 @@ def test_fit_resumed_from_a_checkpoint_ends_on_the_uninterrupted_weights(tmp_pat
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (resumed / "history.json").read_text() == (full / "history.json").read_text()
     assert result.steps == 8
+
+
+def test_schedule_changes_name_what_shapes_the_schedule_and_ignore_epochs_under_max_steps():
+    from gplinker.training.checkpoints import schedule_changes
+
+    saved = {"max_steps": 100, "epochs": 3, "lr": 2e-5, "warmup_ratio": 0.1, "eval_every": 10, "batch_size": 16,
+             "grad_accum": 1, "head_lr": 0.0, "weight_decay": 0.01}
+    assert schedule_changes(saved, {**saved, "eval_every": 5, "epochs": 9}) == []  # epochs counts no step here
+    assert schedule_changes(saved, {**saved, "warmup_ratio": 0.2}) == ["train.warmup_ratio 0.1 → 0.2"]
+    by_epochs = {**saved, "max_steps": 0}
+    assert schedule_changes(by_epochs, {**by_epochs, "epochs": 4}) == ["train.epochs 3 → 4"]
+    assert schedule_changes({}, saved) == []  # a checkpoint without a saved config: nothing to compare

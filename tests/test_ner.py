@@ -7,7 +7,7 @@ from gplinker.data.encoding import WindowEncoder
 from gplinker.data.examples import Example, Span
 from gplinker.data.schema import schema_from_examples
 from gplinker.modeling.encoders import scratch_tokenizer
-from gplinker.tasks.ner import NerTask
+from gplinker.tasks.ner import NerTask, flat_spans
 from gplinker.tasks.oracle import oracle_predictions
 from tests.conftest import NER_SENTENCES, spans_record, write_jsonl
 
@@ -125,3 +125,35 @@ def test_cells_above_matches_a_plain_loop_over_every_cell():
             above = [cell for cell in above if cell[3] >= kth]
         assert sorted(rows[b]["h"]) == sorted(above)
     assert len(rows[1]["h"]) == 20 and len(rows[0]["h"]) < 20
+
+
+# --- flat decoding (model.decode: flat) --------------------------------------------------------
+
+TITLE = "我玩《英雄联盟》和《王者荣耀》。"
+
+
+def test_flat_keeps_one_type_of_a_span_predicted_as_three():
+    a, b = TITLE.index("《英雄联盟》"), TITLE.index("《王者荣耀》")
+    predicted = {Span(a, a + 6, "book"): 1.0, Span(a, a + 6, "game"): 3.0, Span(a, a + 6, "movie"): 2.0,
+                 Span(b, b + 6, "game"): 0.5}
+    flat = NerTask(schema_from_examples("ner", []), flat=True).merge([predicted])
+    assert flat == {Span(a, a + 6, "game"): 3.0, Span(b, b + 6, "game"): 0.5}  # disjoint spans both stay
+    assert NerTask(schema_from_examples("ner", [])).merge([predicted]) == predicted  # nested keeps all
+
+
+def test_flat_is_greedy_by_score_with_ties_by_start_end_label():
+    text = "张伟在北京大学读书。"
+    uni, city, crossing = Span(3, 7, "org"), Span(3, 5, "loc"), Span(2, 4, "x")
+    assert flat_spans({uni: 2.0, city: 5.0, crossing: 1.0}) == {city: 5.0}  # city blocks both
+    assert flat_spans({uni: 5.0, city: 2.0, Span(0, 2, "person"): 1.0}) == {uni: 5.0, Span(0, 2, "person"): 1.0}
+    # a tie: the smaller start wins, then the smaller end, then the label name
+    assert flat_spans({uni: 1.0, crossing: 1.0}) == {crossing: 1.0}
+    assert flat_spans({uni: 1.0, city: 1.0}) == {city: 1.0}
+    assert flat_spans({Span(3, 5, "loc"): 1.0, Span(3, 5, "gpe"): 1.0}) == {Span(3, 5, "gpe"): 1.0}
+    assert len(text) > uni.end
+
+
+def test_flat_applies_after_windows_merge():
+    left, right = Span(0, 4, "org"), Span(2, 6, "org")  # found in two windows, overlapping
+    task = NerTask(schema_from_examples("ner", []), flat=True)
+    assert task.merge([{left: 1.0}, {right: 2.0}]) == {right: 2.0}

@@ -90,7 +90,7 @@ def test_pipeline_returns_the_records_of_predict_lines(model_dir):
     assert records == expected
     assert sum(len(r["entities"]) for r in records) > 10  # the threshold makes the random model predict
     with_ids = nlp([{"id": 7, "text": TEXTS[0]}, {"text": TEXTS[1]}])
-    assert with_ids[0] == {"id": "7", **expected[0]} and with_ids[1] == expected[1]
+    assert with_ids[0] == {"id": 7, **expected[0]} and with_ids[1] == expected[1]  # the id keeps its JSON type
     assert list(nlp.stream(iter(TEXTS[:2]))) == expected[:2]
 
 

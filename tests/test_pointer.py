@@ -305,3 +305,15 @@ def test_inference_mode_gives_the_same_logits(head_cls):
         out = head(hidden, mask)
     torch.testing.assert_close(out.logits, expected.logits)
     assert (out.parts is None) == (expected.parts is None) == (head_cls is GlobalPointer)
+
+
+def test_empty_input_has_no_blocks_and_an_egp_without_channels_runs_forward_and_backward():
+    assert pointer._blocks(0, HEADS, L) == [] and pointer._blocks(B, 0, L) == [] and pointer._blocks(B, HEADS, 0) == []
+    assert pointer._blocks(1, 1, 2) == [(slice(0, 1), slice(0, 1))]
+    egp = EfficientGlobalPointer(D, 0, HEAD_SIZE)  # e.g. an NER label set with no entity type
+    hidden, mask = make_inputs(4)
+    hidden = hidden.requires_grad_(True)
+    out = egp(hidden, mask).logits
+    assert out.shape == (B, 0, L, L)
+    (grad,) = torch.autograd.grad(out.sum() + hidden.sum(), [hidden])
+    assert torch.equal(grad, torch.ones_like(hidden))  # no channel: only the direct term reaches hidden

@@ -26,6 +26,7 @@ from gplinker.modeling.encoders import scratch_tokenizer
 from gplinker.tasks import build_task
 from gplinker.tasks.relation import RelationTask, aligned, fill_slot, five_tuples, gap, merge_slots
 from tests.conftest import BERT_VOCAB, SHARED_DATA, TINY, predict_with_a_bad_second_line, set_args, write_jsonl
+from tests.test_submission import duie_score
 
 V = "@value"
 
@@ -493,6 +494,22 @@ def test_cli_train_eval_predict_check(schema, tmp_path):
                 assert r["text"][spo["object_start"][slot]:spo["object_end"][slot]] == mention
             assert spo["subject_type"] == schema.subject_types[spo["predicate"]] and 0 <= spo["score"] <= 1
 
+    source, submission, records = write_jsonl(tmp_path / "in.jsonl", lines), tmp_path / "duie.json", tmp_path / "r.json"
+    for fmt, path in (("duie", submission), ("records", records)):  # the same input: the same batches
+        result = runner.invoke(app, ["predict", str(best), str(source), "-o", str(path), "--format", fmt])
+        assert result.exit_code == 0, result.output
+    submitted = [json.loads(x) for x in submission.read_text(encoding="utf-8").splitlines()]
+    good = [json.loads(x) for x in records.read_text(encoding="utf-8").splitlines()]
+    assert 0.0 <= duie_score(rows, submitted, version=2) <= 1.0  # the DuIE scorer of test_submission reads it
+    def strings(spo_list: list[dict]) -> set:
+        return {(s["subject"], s["predicate"], tuple(sorted(s["object"].items()))) for s in spo_list}
+    assert [strings(s["spo_list"]) for s in submitted] == [strings(r["spo_list"]) for r in good]  # same triples
+    for path in (records, submission):  # `score` gives what `eval` gave, from either file
+        scored = tmp_path / "scored.json"
+        result = runner.invoke(app, ["score", str(path), str(train), "--task", "relation", "-o", str(scored)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(scored.read_text()) == json.loads(metrics.read_text())
+
     result = runner.invoke(app, ["check", str(train), "--task", "relation", "--schema", str(schema_file)])
     assert result.exit_code == 0, result.output
     gold = sum(len(r["spo_list"]) for r in rows)
@@ -617,3 +634,37 @@ def test_real_short_training_raises_dev_f1(tmp_path):
           f"{cfg.train.batch_size} windows, max_length {cfg.data.max_length}: dev triple F1 untrained {f1_before:.4f}, "
           f"during training {history}, best {report.fit.best_score:.4f}; {minutes:.1f} min")
     assert report.fit.best_score > f1_before + 0.03
+
+
+def test_labels_the_schema_lacks_are_reported_by_predicate_and_slot_apart_from_window_losses(tmp_path):
+    examples = [e for e in synthetic() if e.text != T_NESTED]
+    full = load_duie_schema(write_jsonl(tmp_path / "full.json", SCHEMA_ROWS))
+    train = write_jsonl(tmp_path / "train.json", [duie2_line(e, full) for e in examples])
+    rows = [r for r in SCHEMA_ROWS if r["predicate"] != "导演"]  # no 导演, and 饰演 without its inWork slot
+    rows = [{**r, "object_type": {V: "人物"}} if r["predicate"] == "饰演" else r for r in rows]
+    lacking = write_jsonl(tmp_path / "lacking.json", rows)
+    result = runner.invoke(app, ["check", str(train), "--task", "relation", "--schema", str(lacking)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "3 gold item(s) have labels the schema lacks: 饰演@inWork 2, 导演@@value 1" in said
+    assert "0 other gold item(s) lost to token positions or decoding" in said
+
+    config = write_jsonl(tmp_path / "duie.yaml", ["task: relation"])
+    sets = TINY + [f"data.train={train}", f"data.schema={lacking}", f"train.output_dir={tmp_path / 'run'}",
+                   "train.max_steps=1"]
+    result = runner.invoke(app, ["train", str(config), *set_args(sets)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "3 gold item(s) of the training data have labels the schema lacks" in said and "饰演@inWork 2" in said
+    assert "cannot be expressed in token positions" not in said  # the windows lose nothing here
+
+
+def test_a_schema_of_the_other_task_is_named_as_such(tmp_path):
+    from gplinker.data.schema import load_duee_schema
+
+    event_schema = write_jsonl(tmp_path / "duee_event_schema.json", [{"event_type": "比赛-胜负",
+                                                                      "role_list": [{"role": "胜者"}]}])
+    with pytest.raises(DataError, match=r"duee_event_schema.json:1: this is an event schema .*relation task"):
+        load_duie_schema(event_schema)
+    with pytest.raises(DataError, match=r"duie_schema.json:1: this is a relation schema .*event task"):
+        load_duee_schema(write_jsonl(tmp_path / "duie_schema.json", SCHEMA_ROWS))

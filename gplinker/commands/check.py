@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,14 @@ from gplinker.config import Config
 from gplinker.data.encoding import SPECIAL, WindowEncoder, auto_max_length, special_tokens_around, token_counts
 from gplinker.data.formats import ReadReport
 from gplinker.data.reading import read_examples, resolve_format
-from gplinker.data.schema import Schema, load_duee_schema, load_duie_schema, schema_from_examples
+from gplinker.data.schema import (
+    Schema,
+    SchemaGaps,
+    load_duee_schema,
+    load_duie_schema,
+    schema_from_examples,
+    schema_gaps,
+)
 from gplinker.errors import ConfigError
 from gplinker.metrics import PRF, strict_prf
 from gplinker.tasks import build_task
@@ -31,6 +38,7 @@ class CheckReport:
     windows: int
     long_texts: int  # texts needing more than one window
     lost: list[tuple[str, dict[str, Any]]]  # (source:line, item record) of gold items the oracle loses, first 20
+    gaps: SchemaGaps = field(default_factory=SchemaGaps)  # gold items whose labels the schema lacks (among the lost)
 
 
 def load_check_inputs(task: str, tokenizer: str | None, schema: Path | None) -> tuple[Any, Schema | None]:
@@ -52,14 +60,15 @@ def load_check_inputs(task: str, tokenizer: str | None, schema: Path | None) -> 
 
 def check_data(path: str, task_name: str, fmt: str = "auto", tokenizer: Any = None, max_length: int = 128,
                stride: int = 32, skip_invalid: bool = True, schema: Schema | None = None,
-               char_level: bool = False) -> CheckReport:
-    """Validate a data file and run the oracle round trip gold → targets → decode → merge."""
+               char_level: bool = False, decode: str = "nested") -> CheckReport:
+    """Validate a data file and run the oracle round trip gold → targets → decode → merge (`decode`: nested | flat)."""
     from gplinker.modeling.encoders import scratch_tokenizer
 
     fmt = resolve_format(path, fmt, task_name)
     examples, report = read_examples(path, fmt, task_name, skip_invalid)
     schema = schema or schema_from_examples(task_name, examples, relation_format="duie1" if fmt == "duie1" else "duie2")
-    task = build_task(task_name, schema)
+    task = build_task(task_name, schema, decode)
+    gaps = schema_gaps(schema, examples)
     tokenizer = tokenizer or scratch_tokenizer(e.text for e in examples)
     encoder = WindowEncoder(tokenizer, max_length, stride, char_level)
     windows = encoder.encode([e.text for e in examples])
@@ -78,7 +87,7 @@ def check_data(path: str, task_name: str, fmt: str = "auto", tokenizer: Any = No
             if len(lost) < 20:
                 lost.append((f"{e.source}:{e.line}", task.item_record(e.text, item)))
     return CheckReport(fmt, report, prf, per_label, [len(e.text) for e in examples], tokens, len(windows),
-                       sum(1 for n in n_windows if n > 1), lost)
+                       sum(1 for n in n_windows if n > 1), lost, gaps)
 
 
 def length_stats(values: list[int]) -> dict[str, float]:
@@ -102,6 +111,7 @@ class CheckSettings:
     stride: int
     char_level: bool
     note: str  # how max_length was chosen, for the report
+    decode: str = "nested"  # model.decode: a flat oracle loses the nested gold spans
 
 
 def settings_from_config(cfg: Config) -> CheckSettings:
@@ -141,4 +151,4 @@ def settings_from_config(cfg: Config) -> CheckSettings:
         note = (f"data.max_length auto → {max_length} (99.9 % of the {len(counts)} training texts in one window, "
                 f"longest {max(counts, default=0)} tokens)")
     return CheckSettings(cfg.task, cfg.data.format, tokenizer, schema, max_length, cfg.data.stride,
-                         cfg.data.char_level, note)
+                         cfg.data.char_level, note, cfg.model.decode)

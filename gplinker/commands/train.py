@@ -26,7 +26,14 @@ from gplinker.data.corpus import Corpus
 from gplinker.data.examples import Example
 from gplinker.data.formats import ReadReport
 from gplinker.data.reading import read_examples, resolve_format
-from gplinker.data.schema import Schema, load_duee_schema, load_duie_schema, schema_from_examples
+from gplinker.data.schema import (
+    Schema,
+    SchemaGaps,
+    load_duee_schema,
+    load_duie_schema,
+    schema_from_examples,
+    schema_gaps,
+)
 from gplinker.data.span_limits import limits_from_training
 from gplinker.data.window_table import WindowTable
 from gplinker.devices import seed_everything
@@ -38,6 +45,7 @@ from gplinker.run_info import package_version, write_run_info
 from gplinker.tasks import build_task
 from gplinker.tasks.base import Task
 from gplinker.training import FitResult, fit, list_checkpoints
+from gplinker.training.checkpoints import schedule_changes
 from gplinker.training.loop import Indices
 
 
@@ -49,7 +57,8 @@ class TrainReport:
     train_report: ReadReport
     dev_report: ReadReport | None
     windows: int
-    unplaced: int  # gold items of the training data that no window can express
+    unplaced: int  # gold items of the training data that no window can express (schema gaps included)
+    schema_gaps: SchemaGaps  # of those, the items whose labels the schema lacks, by label
 
 
 def load_schema(cfg: Config, corpus: Corpus, fmt: str) -> Schema:
@@ -89,7 +98,7 @@ def model_section(cfg: Config, schema: Schema, fmt: str) -> dict[str, Any]:
         "format_version": MODEL_FORMAT,
         "task": cfg.task, "schema": schema.to_dict(), "format": fmt,
         "max_length": cfg.data.max_length, "stride": cfg.data.stride, "threshold": cfg.model.threshold,
-        "char_level": cfg.data.char_level,
+        "char_level": cfg.data.char_level, "decode": cfg.model.decode,
         "train_config": to_dict(cfg), "gplinker_version": package_version(),
     }
 
@@ -134,6 +143,9 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
                          f"{dict(report.skip_reasons())}[/]")
     if corpus.report.examples == 0:
         raise GPLinkerError(f"{cfg.data.train}: no training examples (the training data is empty)")
+    if not corpus.has_gold(cfg.task):
+        raise GPLinkerError(f"no gold items of task {cfg.task} found in {cfg.data.train} (read as format '{fmt}'; "
+                            "is this the right format/task?)")
 
     seed_everything(cfg.train.seed)
     resume_from = checkpoints[-1] if resume else None
@@ -141,13 +153,18 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         from gplinker.modeling.encoders import load_tokenizer
 
         model, saved = GPLinkerModel.load(resume_from, cfg.model.trust_remote_code)
+        changed = schedule_changes(saved.get("train_config", {}).get("train", {}), to_dict(cfg)["train"])
+        if changed:
+            raise ConfigError(f"--resume: {resume_from} was trained with another LR schedule: {'; '.join(changed)}. "
+                              "A resumed run keeps the schedule it started with: set these back, or start a new "
+                              "run (--overwrite, or another train.output_dir)")
         schema = Schema.from_dict(saved["schema"])
-        task = build_task(cfg.task, schema)
+        task = build_task(cfg.task, schema, cfg.model.decode)
         tokenizer = load_tokenizer(str(resume_from), model.model_type, cfg.model.trust_remote_code)
         max_length = int(saved["max_length"])  # a resumed run keeps the windows it started with
     else:
         schema = load_schema(cfg, corpus, fmt)
-        task = build_task(cfg.task, schema)
+        task = build_task(cfg.task, schema, cfg.model.decode)
         model, tokenizer = build_model(cfg, task, corpus.char_counts() if cfg.model.encoder == "scratch" else {})
         max_length = resolve_max_length(cfg, data, corpus, corpus_key, tokenizer, position_limit(model.encoder),
                                         console)
@@ -160,10 +177,15 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         section["limits"] = span_limits(cfg, model, windows, console)
     else:
         section["limits"] = saved.get("limits", {})
+    # a schema from the training data has every label; a schema file or a resumed run's may lack some
+    gaps = schema_gaps(schema, corpus.examples()) if cfg.data.schema or resume_from is not None else SchemaGaps()
+    if gaps.items:
+        say(console, f"[yellow]{gaps.items} gold item(s) of the training data have labels the schema lacks, so "
+                     f"they can never be predicted as labelled: {gaps.summary()}[/]")
     unplaced = windows.unplaced()
-    if unplaced:
-        say(console, f"[yellow]{unplaced} gold item(s) of the training data cannot be expressed in token "
-                     f"positions (see `gplinker check`)[/]")
+    if unplaced - gaps.items > 0:
+        say(console, f"[yellow]{unplaced - gaps.items} gold item(s) of the training data cannot be expressed in "
+                     f"token positions (see `gplinker check`)[/]")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     channels = {h.name: h.channels for h in task.heads()}
 
@@ -210,7 +232,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         result = fit(model=model, make_batch=make_batch, batch_order=batch_order, cfg=cfg.train,
                      save_model=save_model, evaluate=evaluate, resume_from=resume_from, console=console,
                      progress=progress if console is not None else None)
-    return TrainReport(result, corpus.report, dev_report, len(windows), unplaced)
+    return TrainReport(result, corpus.report, dev_report, len(windows), unplaced, gaps)
 
 
 def span_limits(cfg: Config, model: GPLinkerModel, windows: WindowTable, console: Console | None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 from rich.progress import Progress
 
 from gplinker.data.encoding import char_counts
-from gplinker.data.examples import Example, example_from_json, labels_to_json
+from gplinker.data.examples import LABEL_KEYS, Example, example_from_json, labels_to_json
 from gplinker.data.formats import LineAccounting, LineError, ReadReport, decode_json_line
 from gplinker.data.mapping import map_in_chunks, open_files, quiet_datasets
 from gplinker.data.reading import parser_for
@@ -53,6 +53,15 @@ class Corpus:
                                                         batch["labels"]):
                 if self.kept(line, error):
                     yield example_from_json(text, labels, id=ident, source=self.source, line=line)
+
+    def has_gold(self, task: str) -> bool:
+        """Whether a kept record holds a gold item of `task` (spans, triples, events); stops at the first one."""
+        key = LABEL_KEYS[task]
+        for batch in self.batches(["line", "error", "labels"]):
+            for line, error, labels in zip(batch["line"], batch["error"], batch["labels"]):
+                if self.kept(line, error) and json.loads(labels).get(key):
+                    return True
+        return False
 
     def texts(self) -> Iterator[str]:
         """The texts of the kept records, in order."""

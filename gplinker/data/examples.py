@@ -70,6 +70,13 @@ class Example:
     line: int = 0
     meta: dict[str, Any] = field(default_factory=dict)  # reader notes, e.g. DuIE "unlocated", DuEE "aliases"
 
+    def json_id(self) -> Any:
+        """The line's "id" as its JSON value (0 stays 0): `meta["json_id"]` when the reader kept it, else `id`."""
+        return self.meta.get("json_id", self.id)
+
+
+LABEL_KEYS = {"ner": "s", "relation": "r", "event": "e"}  # task -> its key in labels_to_json
+
 
 def labels_to_json(example: Example) -> str:
     """The gold labels of an example as compact JSON (the encoded corpus stores them beside the text).

@@ -112,7 +112,8 @@ def parse_input(obj: dict[str, Any]) -> Example:
     if not isinstance(text, str):
         raise LineError(f"field 'text' must be str, got {type(text).__name__}")
     ident = obj.get("id")
-    return Example(text=check_encodable(text), id=None if ident is None else str(ident))
+    meta = {} if ident is None else {"json_id": ident}  # records write the id back with its JSON type
+    return Example(text=check_encodable(text), id=None if ident is None else str(ident), meta=meta)
 
 
 def parse_input_line(line: str, lineno: int, source: str) -> Example | dict[str, Any]:

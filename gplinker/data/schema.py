@@ -107,6 +107,44 @@ class Schema:
         )
 
 
+@dataclass
+class SchemaGaps:
+    """Gold items whose labels a schema lacks: they can never be predicted as labelled."""
+
+    items: int = 0  # gold items (spans, triples, events) with at least one label the schema lacks
+    labels: Counter[str] = field(default_factory=Counter)  # missing label -> gold occurrences
+
+    def summary(self, limit: int = 8) -> str:
+        """The most frequent missing labels with their counts, e.g. "作者@@value 12, 配音@inWork 3"."""
+        shown = ", ".join(f"{label} {n}" for label, n in self.labels.most_common(limit))
+        more = len(self.labels) - limit
+        return shown + (f" and {more} more label(s)" if more > 0 else "")
+
+
+def schema_gaps(schema: Schema, examples: Iterable[Example]) -> SchemaGaps:
+    """The gold items of `examples` with a label `schema` lacks, by label.
+
+    Labels as the channels name them: NER entity types; relations "predicate@slot"; events
+    "event type/role" (the trigger role included).
+    """
+    gaps = SchemaGaps()
+    types, channels, roles = set(schema.entity_types), set(schema.relation_channels()), set(schema.event_roles)
+    for example in examples:
+        missing: list[list[str]]
+        if schema.task == "ner":
+            missing = [[s.label] for s in example.spans if s.label not in types]
+        elif schema.task == "relation":
+            missing = [[f"{r.predicate}@{slot}" for slot, _ in r.objects if f"{r.predicate}@{slot}" not in channels]
+                       for r in example.relations]
+        else:
+            missing = [[f"{e.type}/{a.label}" for a in sorted(e.arguments) if (e.type, a.label) not in roles]
+                       for e in example.events]
+        for labels in missing:
+            gaps.items += bool(labels)
+            gaps.labels.update(labels)
+    return gaps
+
+
 def split_channel(channel: str) -> tuple[str, str]:
     """Inverse of the channel naming: "配音@inWork" -> ("配音", "inWork"); "作者@@value" -> ("作者", "@value")."""
     predicate, _, slot = channel.partition("@")
@@ -145,6 +183,10 @@ def load_duie_schema(path: str | Path) -> Schema:
     object_types: dict[str, dict[str, str]] = {}
     plain_strings = True  # every object_type a string: DuIE 1.0
     for lineno, obj in _schema_lines(path):
+        if "predicate" not in obj and "event_type" in obj:
+            raise DataError(str(path), lineno, "this is an event schema (DuEE: event_type, role_list), but the "
+                                               "relation task needs a DuIE schema (subject_type, predicate, "
+                                               "object_type): is the task or data.schema wrong?")
         predicate = _field(obj, "predicate", str, path, lineno)
         if "@" in predicate or not predicate:
             raise DataError(str(path), lineno, f"predicate {predicate!r} must be non-empty and contain no '@'")
@@ -175,6 +217,10 @@ def load_duee_schema(path: str | Path) -> Schema:
     """DuEE `duee_event_schema.json`: (event_type, role) pairs, the trigger role first in each type."""
     roles: dict[tuple[str, str], None] = {}
     for lineno, obj in _schema_lines(path):
+        if "event_type" not in obj and "predicate" in obj:
+            raise DataError(str(path), lineno, "this is a relation schema (DuIE: subject_type, predicate, "
+                                               "object_type), but the event task needs a DuEE schema (event_type, "
+                                               "role_list): is the task or data.schema wrong?")
         event_type = _field(obj, "event_type", str, path, lineno)
         roles[(event_type, TRIGGER_ROLE)] = None
         for entry in _field(obj, "role_list", list, path, lineno):

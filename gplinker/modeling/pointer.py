@@ -125,7 +125,12 @@ _CHUNK = 1 << 18  # cells per block (1 MiB of float32): each block's temporaries
 
 
 def _blocks(b: int, h: int, l: int) -> list[tuple[slice, slice]]:
-    """(batch slice, head slice) blocks of about _CHUNK cells covering a (b, h, l, l) tensor, in order."""
+    """(batch slice, head slice) blocks of about _CHUNK cells covering a (b, h, l, l) tensor, in order.
+
+    An empty tensor (no batch row, no head channel or no position) has no blocks.
+    """
+    if b * h * l == 0:
+        return []
     if h * l * l <= _CHUNK:
         step = _CHUNK // (h * l * l)
         return [(slice(b0, min(b, b0 + step)), slice(0, h)) for b0 in range(0, b, step)]
@@ -141,6 +146,8 @@ def _reduce_blocks(fill_block: FillBlock, drop: Tensor, shape: torch.Size, dtype
     grad_start, grad_end = drop.new_empty(b, h, l, dtype=dtype), drop.new_empty(b, h, l, dtype=dtype)
     keep = (~drop).to(dtype)[:, None]  # (B, 1, L, L)
     blocks = _blocks(b, h, l)
+    if not blocks:  # an empty tensor: nothing to reduce
+        return grad_qk, grad_start.zero_(), grad_end.zero_()
     bs0, hs0 = blocks[0]  # the first block is the largest
     buf = drop.new_empty((bs0.stop - bs0.start) * (hs0.stop - hs0.start) * l * l, dtype=dtype)  # reused
     for bs, hs in blocks:

@@ -182,7 +182,7 @@ class EventTask:
                 ],
                 "score": probability(score),
             })
-        out: dict[str, Any] = {"id": example.id} if example.id is not None else {}
+        out: dict[str, Any] = {"id": example.json_id()} if example.id is not None else {}
         return {**out, "text": text, "event_list": event_list}
 
 

@@ -1,6 +1,11 @@
 """NER: one Efficient GlobalPointer channel per entity type; nested spans are just more cells.
 
 Target cell of an entity of type t spanning tokens i..j: entities[t, i, j] (i <= j).
+
+Flat decoding (`model.decode: flat`), applied to the merged prediction of a whole text: spans are
+taken by score, highest first (ties: smaller start, then smaller end, then label name), and each
+is kept unless it shares a character with a span kept before it. So of 《英雄联盟》 scored as book,
+game and movie only the best type survives, and of 北京大学 ⊃ 北京 only the better span.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ class NerTask:
     name = "ner"
     HEAD = "entities"
 
-    def __init__(self, schema: Schema):
+    def __init__(self, schema: Schema, flat: bool = False):
         self.schema = schema
+        self.flat = flat  # keep no two overlapping spans (module docstring)
         self.types = list(schema.entity_types)
         self.type_index = {t: k for k, t in enumerate(self.types)}
 
@@ -53,7 +59,8 @@ class NerTask:
         return prediction
 
     def merge(self, windows: Sequence[Prediction]) -> Prediction:
-        return merge_max(windows)
+        merged = merge_max(windows)
+        return flat_spans(merged) if self.flat else merged
 
     def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
         return ner_scores([e.text for e in examples], [e.spans for e in examples],
@@ -67,5 +74,16 @@ class NerTask:
             {**self.item_record(example.text, span), "score": probability(score)}
             for span, score in sorted(prediction.items(), key=lambda kv: (kv[0].start, kv[0].end, kv[0].label))
         ]
-        out: dict[str, Any] = {"id": example.id} if example.id is not None else {}
+        out: dict[str, Any] = {"id": example.json_id()} if example.id is not None else {}
         return {**out, "text": example.text, "entities": entities}
+
+
+def flat_spans(prediction: Prediction) -> Prediction:
+    """The spans no two of which overlap, greedily by score (rule and ties in the module docstring)."""
+    taken: set[int] = set()  # characters covered by a kept span
+    kept: Prediction = {}
+    for span, score in sorted(prediction.items(), key=lambda kv: (-kv[1], kv[0].start, kv[0].end, kv[0].label)):
+        if taken.isdisjoint(range(span.start, span.end)):
+            kept[span] = score
+            taken.update(range(span.start, span.end))
+    return kept

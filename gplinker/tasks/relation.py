@@ -172,7 +172,7 @@ class RelationTask:
     def record(self, example: Example, prediction: Prediction) -> dict[str, Any]:
         spo_list = [{**self.item_record(example.text, r), "score": probability(score)}
                     for r, score in sorted(prediction.items(), key=lambda kv: kv[0])]
-        out: dict[str, Any] = {"id": example.id} if example.id is not None else {}
+        out: dict[str, Any] = {"id": example.json_id()} if example.id is not None else {}
         return {**out, "text": example.text, "spo_list": spo_list}
 
 

@@ -26,6 +26,7 @@ from gplinker.training.checkpoints import (
     STATE_FILE,
     Checkpoints,
     SaveModel,
+    check_schedule,
     list_checkpoints,
     prepare_output_dir,
     restore_checkpoint,
@@ -86,9 +87,11 @@ def fit(model: torch.nn.Module, make_batch: MakeBatch, batch_order: BatchOrder, 
 
     total_steps = count_steps(cfg, len(batch_order(0)))
     opt = build_optimisation(model, cfg, device, total_steps)
-    state = LoopState()
+    state = LoopState(total_steps=total_steps)
     if resume_from is not None:
         state = restore_checkpoint(resume_from, model, opt.optimizer, opt.scheduler, opt.scaler, device)
+        check_schedule(resume_from, state, total_steps)
+        state.total_steps = total_steps
         say(console, f"resumed from {resume_from} at step {state.step}")
 
     checkpoints = Checkpoints(out, model, state, opt, save_model, cfg.keep_checkpoints)

@@ -115,6 +115,34 @@ def list_checkpoints(out: Path) -> list[Path]:
     return [d for _, d in sorted(found)]
 
 
+# Settings a checkpoint's optimizer and LR schedule were built from. A resume restores the saved
+# optimizer (its lr, initial_lr and weight_decay per group) and the scheduler's step count, but the
+# schedule's shape is rebuilt from the config: a changed value would be silently ignored (lr,
+# head_lr, weight_decay) or would bend the schedule mid-run (the step count, warmup). So it is refused.
+SCHEDULE_KEYS = ("max_steps", "epochs", "batch_size", "grad_accum", "lr", "head_lr", "weight_decay", "warmup_ratio")
+
+
+def schedule_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The schedule settings (SCHEDULE_KEYS) that differ between a checkpoint's train config and this run's,
+    as "train.KEY SAVED → NOW"; epochs only counts while max_steps is 0 (else it sets no step count)."""
+    changed = []
+    for key in SCHEDULE_KEYS:
+        if key not in saved or saved[key] == now[key]:
+            continue
+        if key == "epochs" and saved.get("max_steps", 0) > 0 and now["max_steps"] > 0:
+            continue
+        changed.append(f"train.{key} {saved[key]} → {now[key]}")
+    return changed
+
+
+def check_schedule(path: Path, state: LoopState, total_steps: int) -> None:
+    """GPLinkerError when this run's step count differs from the one the checkpoint's schedule was built for."""
+    if state.total_steps and state.total_steps != total_steps:
+        raise GPLinkerError(f"{path}: its LR schedule runs {state.total_steps} steps, this run would run "
+                            f"{total_steps} (the training data changed, or a setting that counts steps): a resumed "
+                            "run keeps its schedule; resume with the same data and settings, or start a new run")
+
+
 def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                        scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                        device: torch.device) -> LoopState:

@@ -47,6 +47,7 @@ class LoopState:
     best_step: int = -1
     evals_since_best: int = 0
     bad_steps: int = 0  # non-finite losses in a row
+    total_steps: int = 0  # steps the LR schedule was built for (0: a checkpoint written before it was saved)
     history: list[dict[str, Any]] = field(default_factory=list)  # one dict per evaluation
 
 
