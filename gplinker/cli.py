@@ -256,3 +256,45 @@ def demo(
         run_demo(output_dir, console)
     except GPLinkerError as exc:
         fail(exc)
+
+
+SERVE_EXTRA = ("fastapi", "uvicorn", "starlette")
+
+
+@app.command()
+def serve(
+    model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train` (or `gplinker export`)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    runtime: str = typer.Option("auto", help="torch | onnx | auto (torch when the dir has model.safetensors)"),
+    max_batch: int = typer.Option(64, "--max-batch", help="most texts predicted together from concurrent requests"),
+    max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="longest wait for more requests to join a batch"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    batch_size: int = typer.Option(64, help="windows per forward pass"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /schema, GET /health, the web page at /, API docs at /docs."""
+    try:
+        import uvicorn
+
+        from gplinker.serve.app import create_app
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVE_EXTRA:
+            raise
+        from rich.markup import escape  # fail() would read "[serve]" as markup
+
+        message = f"gplinker serve needs {exc.name}, which is not installed: pip install 'gplinker[serve]'"
+        console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+        raise typer.Exit(2) from None
+    from gplinker.pipeline import Pipeline
+
+    try:
+        if max_batch < 1:
+            raise GPLinkerError(f"--max-batch must be at least 1, got {max_batch}")
+        nlp = Pipeline.from_pretrained(model_dir, runtime=runtime, device=device, batch_size=batch_size,
+                                       trust_remote_code=trust_remote_code)
+    except GPLinkerError as exc:
+        fail(exc)
+    console.print(f"serving {model_dir} ({nlp.task.name}) on http://{host}:{port}/  (API docs: /docs)")
+    uvicorn.run(create_app(nlp, model_dir=model_dir, max_batch=max_batch, max_wait_ms=max_wait_ms),
+                host=host, port=port, log_level="info")
