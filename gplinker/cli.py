@@ -76,6 +76,8 @@ def eval_(
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
                                            help=TRUST_HELP),
+    report: Path | None = typer.Option(None, "--report", help="write one self-contained HTML report here: "
+                                       "tables, type confusion, training curves, the first errors drawn"),
 ) -> None:
     """Score a saved model on labelled data: strict span/triple/event F1 and the official scores."""
     from gplinker.commands.evaluate import evaluate_dir, write_errors
@@ -93,6 +95,11 @@ def eval_(
     if errors:
         n = write_errors(errors, result)
         console.print(f"{n} example(s) with errors written to {errors}")
+    if report:
+        from gplinker.report.html import write_report
+
+        drawn = write_report(report, result, model_dir, data)
+        console.print(f"report written to {report} ({drawn} example(s) with errors drawn)")
 
 
 @app.command()
