@@ -9,8 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,7 +28,7 @@ from gplinker.commands.predict import predict_lines  # noqa: E402
 from gplinker.predict import Predictor  # noqa: E402
 from gplinker.serve.app import create_app  # noqa: E402
 from gplinker.serve.batcher import MicroBatcher  # noqa: E402
-from tests.conftest import REPO  # noqa: E402
+from tests.live_server import live_server  # noqa: E402
 from tests.scratch_models import LONG, TEXTS, random_model_dir  # noqa: E402
 
 TASKS = ("ner", "relation", "event")
@@ -222,33 +220,10 @@ def test_serve_without_the_extra_names_the_install_command(model_dirs, monkeypat
     assert "pip install 'gplinker[serve]'" in output and "uvicorn" in output
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: {process.stderr.read()[-3000:]}")
-        try:
-            return httpx.get(f"{url}/health", timeout=5).json()
-        except httpx.TransportError:
-            time.sleep(0.3)
-    raise AssertionError("server not ready in time")
-
-
 def test_the_cli_server_answers_on_loopback_and_finishes_in_flight_requests_on_sigterm(model_dirs):
-    d, port = model_dirs["relation"], free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-m", "gplinker", "serve", str(d), "--port", str(port),
-                                "--max-wait-ms", "1500", "--device", "cpu"],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        health = wait_until_ready(url, process)
+    d = model_dirs["relation"]
+    with live_server(d, "--max-wait-ms", "1500") as (url, process):
+        health = httpx.get(f"{url}/health", timeout=10).json()
         assert health["status"] == "ready" and health["task"] == "relation"
         answer = httpx.post(f"{url}/predict", json={"texts": TEXTS}, timeout=60)
         assert answer.status_code == 200 and answer.json() == predict_records(d, TEXTS)
@@ -264,7 +239,3 @@ def test_the_cli_server_answers_on_loopback_and_finishes_in_flight_requests_on_s
         # uvicorn shuts down (lifespan included), then re-raises SIGTERM so the exit status tells the signal
         assert process.wait(timeout=60) in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
