@@ -279,6 +279,8 @@ def serve(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="log one line per request"),
+    threads: int = typer.Option(0, help="CPU threads per forward pass (torch.set_num_threads; 0: torch's default)"),
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /schema, GET /health, the web page at /, API docs at /docs."""
     try:
@@ -298,10 +300,14 @@ def serve(
     try:
         if max_batch < 1:
             raise GPLinkerError(f"--max-batch must be at least 1, got {max_batch}")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         nlp = Pipeline.from_pretrained(model_dir, runtime=runtime, device=device, batch_size=batch_size,
                                        trust_remote_code=trust_remote_code)
     except GPLinkerError as exc:
         fail(exc)
     console.print(f"serving {model_dir} ({nlp.task.name}) on http://{host}:{port}/  (API docs: /docs)")
     uvicorn.run(create_app(nlp, model_dir=model_dir, max_batch=max_batch, max_wait_ms=max_wait_ms),
-                host=host, port=port, log_level="info")
+                host=host, port=port, log_level="info", access_log=access_log)
