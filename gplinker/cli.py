@@ -109,6 +109,8 @@ def eval_(
     max_length: int | None = typer.Option(None, "--max-length", help=MAX_LENGTH_HELP),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
                                            help=TRUST_HELP),
+    report: Path | None = typer.Option(None, "--report", help="write one self-contained HTML report here: "
+                                       "tables, type confusion, training curves, the first errors drawn"),
 ) -> None:
     """Score a saved model on labelled data: strict span/triple/event F1 and the official scores."""
     from gplinker.atomic_files import ensure_parent, write_json
@@ -131,6 +133,11 @@ def eval_(
     if errors:
         n = write_errors(errors, result)
         console.print(f"{n} example(s) with errors written to {errors}")
+    if report:
+        from gplinker.report.html import write_report
+
+        drawn = write_report(report, result, model_dir, data)
+        console.print(f"report written to {report} ({drawn} example(s) with errors drawn)")
 
 
 @app.command()
@@ -333,3 +340,51 @@ def demo(
         run_demo(output_dir, console)
     except GPLinkerError as exc:
         fail(exc)
+
+
+SERVE_EXTRA = ("fastapi", "uvicorn", "starlette")
+
+
+@app.command()
+def serve(
+    model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train` (or `gplinker export`)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    runtime: str = typer.Option("auto", help="torch | onnx | auto (torch when the dir has model.safetensors)"),
+    max_batch: int = typer.Option(64, "--max-batch", help="most texts predicted together from concurrent requests"),
+    max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="longest wait for more requests to join a batch"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    batch_size: int = typer.Option(64, help="windows per forward pass"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="log one line per request"),
+    threads: int = typer.Option(0, help="CPU threads per forward pass (torch.set_num_threads; 0: torch's default)"),
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /schema, GET /health, the web page at /, API docs at /docs."""
+    try:
+        import uvicorn
+
+        from gplinker.serve.app import create_app
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVE_EXTRA:
+            raise
+        from rich.markup import escape  # fail() would read "[serve]" as markup
+
+        message = f"gplinker serve needs {exc.name}, which is not installed: pip install 'gplinker[serve]'"
+        console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+        raise typer.Exit(2) from None
+    from gplinker.pipeline import Pipeline
+
+    try:
+        if max_batch < 1:
+            raise GPLinkerError(f"--max-batch must be at least 1, got {max_batch}")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        nlp = Pipeline.from_pretrained(model_dir, runtime=runtime, device=device, batch_size=batch_size,
+                                       trust_remote_code=trust_remote_code)
+    except GPLinkerError as exc:
+        fail(exc)
+    console.print(f"serving {model_dir} ({nlp.task.name}) on http://{host}:{port}/  (API docs: /docs)")
+    uvicorn.run(create_app(nlp, model_dir=model_dir, max_batch=max_batch, max_wait_ms=max_wait_ms),
+                host=host, port=port, log_level="info", access_log=access_log)

@@ -18,7 +18,7 @@ FLOORS = {
     "gplinker.tasks": 3,
     "gplinker.predict": 4, "gplinker.training": 4,
     "gplinker.export": 5, "gplinker.pipeline": 5,
-    "gplinker.commands": 6,
+    "gplinker.commands": 6, "gplinker.serve": 6, "gplinker.report": 6,
     "gplinker.cli": 7, "gplinker.demo": 7, "gplinker.__main__": 7, "gplinker": 7,
 }
 
