@@ -317,6 +317,9 @@ def print_check(out: Console, data: Path, report: CheckReport) -> None:
     o = report.oracle
     out.print(f"oracle round trip: P {100 * o.precision:.2f} R {100 * o.recall:.2f} F1 {100 * o.f1:.2f} "
               f"({o.tp}/{o.n_gold} gold items recovered)")
+    if o.n_gold == 0 and r.examples:
+        out.print(f"[yellow]no gold items of task {report.task} found in {data} (is this the right format/task?)[/]",
+                  highlight=False)
     gaps = report.gaps
     if gaps.items:
         out.print(f"[yellow]{gaps.items} gold item(s) have labels the schema lacks: {gaps.summary()}[/]",

@@ -297,6 +297,9 @@ def test_an_ner_config_on_relation_data_stops_before_training(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output and not (tmp_path / "o" / "last").exists()
     assert f"no gold items of task ner found in {train} (read as format 'spans'; is this the right format/task?)" \
         in said
+    result = run("check", str(train), "--task", "ner", "--format", "spans")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and f"no gold items of task ner found in {train} (is this the right" in said
 
 
 def test_unknown_config_key_is_reported(tmp_path):

@@ -39,6 +39,7 @@ class CheckReport:
     long_texts: int  # texts needing more than one window
     lost: list[tuple[str, dict[str, Any]]]  # (source:line, item record) of gold items the oracle loses, first 20
     gaps: SchemaGaps = field(default_factory=SchemaGaps)  # gold items whose labels the schema lacks (among the lost)
+    task: str = "ner"
 
 
 def load_check_inputs(task: str, tokenizer: str | None, schema: Path | None) -> tuple[Any, Schema | None]:
@@ -87,7 +88,7 @@ def check_data(path: str, task_name: str, fmt: str = "auto", tokenizer: Any = No
             if len(lost) < 20:
                 lost.append((f"{e.source}:{e.line}", task.item_record(e.text, item)))
     return CheckReport(fmt, report, prf, per_label, [len(e.text) for e in examples], tokens, len(windows),
-                       sum(1 for n in n_windows if n > 1), lost, gaps)
+                       sum(1 for n in n_windows if n > 1), lost, gaps, task_name)
 
 
 def length_stats(values: list[int]) -> dict[str, float]:
