@@ -167,7 +167,7 @@ def test_score_names_the_lines_that_do_not_pair(trained, tmp_path):
     records = [{"id": k, "text": t, "entities": []} for k, (t, _) in enumerate(NER_SENTENCES)]
     short = write_jsonl(tmp_path / "short.jsonl", records[:-1])
     said = " ".join(run("score", str(short), str(gold), "--task", "ner").output.split())
-    assert f"{short}:0: 7 prediction line(s), but {gold} has 8 example(s)" in said
+    assert f"{short}: 7 prediction line(s), but {gold} has 8 example(s)" in said
     swapped = write_jsonl(tmp_path / "swapped.jsonl", [records[1], records[0], *records[2:]])
     result = run("score", str(swapped), str(gold), "--task", "ner")
     said = " ".join(result.output.split())
