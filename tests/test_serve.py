@@ -150,6 +150,29 @@ def test_an_inference_error_is_a_500_with_a_message_and_the_server_keeps_serving
     assert good.status_code == 200 and good.json() == predict_records(d, [TEXTS[1]])[0]
 
 
+class SlowPipeline(Pipeline):
+    """A pipeline that takes a second per batch (a big model)."""
+
+    def stream(self, texts):
+        time.sleep(1.0)
+        return super().stream(texts)
+
+
+def test_inference_runs_off_the_event_loop(model_dirs):
+    d = model_dirs["ner"]
+    with client_for(d, SlowPipeline(Predictor.from_pretrained(d, device="cpu"))) as client:
+        slow: dict[str, object] = {}
+        request = threading.Thread(target=lambda: slow.update(r=client.post("/predict", json={"text": TEXTS[0]})))
+        request.start()
+        time.sleep(0.3)  # the prediction is now running in the worker thread
+        started = time.perf_counter()
+        health = client.get("/health")
+        waited = time.perf_counter() - started
+        request.join(timeout=60)
+    assert health.status_code == 200 and waited < 0.5  # answered while the batch ran
+    assert slow["r"].status_code == 200
+
+
 def test_concurrent_requests_are_predicted_in_shared_batches(model_dirs):
     d = model_dirs["ner"]
     n = 12
