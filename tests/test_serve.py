@@ -192,7 +192,8 @@ def test_concurrent_requests_are_predicted_in_shared_batches(model_dirs):
         health = client.get("/health").json()
     assert [responses[k] for k in range(n)] == [expected[k % len(TEXTS)] for k in range(n)]
     assert health["texts"] == n
-    assert health["batches"] == len(batcher.stats.sizes) < n / 2  # 12 requests in a few batches, not 12
+    assert health["batches"] == batcher.stats.batches == len(batcher.stats.recent) < n / 2  # a few batches, not 12
+    assert sum(batcher.stats.recent) == n
 
 
 def test_batcher_fills_batches_up_to_max_batch_and_keeps_each_requests_results():
