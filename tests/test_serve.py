@@ -236,6 +236,14 @@ def test_batcher_hands_an_error_to_its_batch_only():
     assert isinstance(failed, ValueError) and ok == ["A", "B"]
 
 
+def test_serve_refuses_a_missing_model_dir_and_a_bad_max_batch_with_one_line(model_dirs, tmp_path):
+    missing = CliRunner().invoke(cli_app, ["serve", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "is not a gplinker model dir" in " ".join(missing.output.split())
+    bad = CliRunner().invoke(cli_app, ["serve", str(model_dirs["ner"]), "--max-batch", "0"])
+    assert bad.exit_code == 2 and "--max-batch must be at least 1" in bad.output
+    assert "Traceback" not in missing.output + bad.output
+
+
 def test_serve_without_the_extra_names_the_install_command(model_dirs, monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # `import uvicorn` fails as if not installed
     result = CliRunner().invoke(cli_app, ["serve", str(model_dirs["ner"])])
