@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -216,7 +217,9 @@ def main() -> None:
     differ = [n for n in run["answers"] if scored(run["answers"][n]).keys() != scored(expected[n]).keys()]
     score_diff = max((abs(a - scored(expected[n])[key]) for n in run["answers"]
                       for key, a in scored(run["answers"][n]).items() if key in scored(expected[n])), default=0.0)
-    if differ:
+    if not differ:
+        shutil.rmtree(work, ignore_errors=True)  # the model and the server's log; kept to inspect a difference
+    else:
         (work / "differ.json").write_text(json.dumps([[run["answers"][n], expected[n]] for n in differ[:20]],
                                                      ensure_ascii=False, indent=1), encoding="utf-8")
 
