@@ -129,3 +129,15 @@ def test_the_eval_report_draws_misses_and_false_positives_without_a_server(tmp_p
     assert len(page.with_class("article", "record")) == len(expected) > 0
     assert drawn("fp") == sum(len(e["false_positives"]) for e in expected) > 0
     assert drawn("miss") == sum(len(e["misses"]) for e in expected) > 0
+
+
+def test_the_page_opened_from_disk_offers_the_file_input_and_disables_run(tmp_path):
+    page_file = Path(__file__).resolve().parents[1] / "gplinker" / "serve" / "index.html"
+    common = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000"]
+    dom = subprocess.run([*common, "--dump-dom", page_file.as_uri()], capture_output=True, text=True, timeout=180)
+    page = Elements()
+    page.feed(dom.stdout)
+    run = next(a for t, a, _ in page.found if t == "button" and a.get("id") == "run")
+    assert "disabled" in run  # no server to run on: the script disabled Run
+    assert any(t == "input" and a.get("type") == "file" for t, a, _ in page.found)
+    assert "no server" in dom.stdout
