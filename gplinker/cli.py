@@ -1,4 +1,4 @@
-"""The `gplinker` command line: train, eval, score, predict, export, check, demo."""
+"""The `gplinker` command line: train, eval, score, predict, export, check, demo, serve."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ one card per event. Screenshots are saved beside the test's files. Skips when no
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import urllib.parse
@@ -16,7 +17,11 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
+from typer.testing import CliRunner  # noqa: E402
+
 from gplinker import Pipeline  # noqa: E402
+from gplinker.cli import app  # noqa: E402
+from tests.conftest import NER_SENTENCES, spans_record, write_jsonl  # noqa: E402
 from tests.live_server import live_server  # noqa: E402
 from tests.scratch_models import TEXTS, random_model_dir  # noqa: E402
 
@@ -53,13 +58,13 @@ class Elements(HTMLParser):
         return [(a, depth) for t, a, depth in self.found if t == tag and cls in (a.get("class") or "").split()]
 
 
-def browse(url: str, screenshot: Path) -> Elements:
+def browse(url: str, screenshot: Path, done: str = "run") -> Elements:
     """The DOM after the page's script has run (virtual time waits for the fetch), and a screenshot."""
     common = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,1400",
               "--virtual-time-budget=15000"]
     dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=180)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert 'data-done="run"' in dom.stdout, dom.stdout[-2000:]  # the page drew the server's answer
+    assert f'data-done="{done}"' in dom.stdout, dom.stdout[-2000:]  # the script drew the records
     shot = subprocess.run([*common, f"--screenshot={screenshot}", url], capture_output=True, text=True, timeout=180)
     assert shot.returncode == 0 and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot.stderr[-2000:]
     elements = Elements()
@@ -106,3 +111,33 @@ def test_the_page_draws_the_servers_answer(task, tmp_path):
         assert len(page.with_class("mark", "trigger")) == sum(1 for e in events if e["trigger"] is not None)
         arguments = sum(len(e["arguments"]) for e in events)
         assert len(page.with_class("mark", "argument")) == arguments
+
+
+def test_the_eval_report_draws_misses_and_false_positives_without_a_server(tmp_path):
+    model = random_model_dir(tmp_path / "model", "ner")
+    dev = write_jsonl(tmp_path / "dev.jsonl", [spans_record(t, e) for t, e in NER_SENTENCES])
+    report, errors = tmp_path / "report.html", tmp_path / "errors.jsonl"
+    result = CliRunner().invoke(app, ["eval", str(model), str(dev), "--report", str(report), "--errors", str(errors)])
+    assert result.exit_code == 0, result.output
+    expected = [json.loads(line) for line in errors.read_text(encoding="utf-8").splitlines()]
+    page = browse(report.as_uri(), tmp_path / "report.png", done="report")
+    print(f"screenshot: {tmp_path / 'report.png'}")
+
+    def drawn(mark: str) -> int:
+        return sum(1 for a, _ in page.with_class("mark", "entity") if mark in a["class"].split())
+
+    assert len(page.with_class("article", "record")) == len(expected) > 0
+    assert drawn("fp") == sum(len(e["false_positives"]) for e in expected) > 0
+    assert drawn("miss") == sum(len(e["misses"]) for e in expected) > 0
+
+
+def test_the_page_opened_from_disk_offers_the_file_input_and_disables_run(tmp_path):
+    page_file = Path(__file__).resolve().parents[1] / "gplinker" / "serve" / "index.html"
+    common = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000"]
+    dom = subprocess.run([*common, "--dump-dom", page_file.as_uri()], capture_output=True, text=True, timeout=180)
+    page = Elements()
+    page.feed(dom.stdout)
+    run = next(a for t, a, _ in page.found if t == "button" and a.get("id") == "run")
+    assert "disabled" in run  # no server to run on: the script disabled Run
+    assert any(t == "input" and a.get("type") == "file" for t, a, _ in page.found)
+    assert "no server" in dom.stdout

@@ -42,7 +42,8 @@ def run(tmp_path_factory) -> dict[str, Path]:
 def embedded_records(page: str) -> list[dict]:
     found = re.search(r'<script type="application/json" id="error-records">(.*?)</script>', page, flags=re.S)
     assert found, "the report embeds its error records"
-    return json.loads(found.group(1).replace("<\\/", "</"))
+    assert "<" not in found.group(1)  # a text holding "</script>" cannot end the script early
+    return json.loads(found.group(1))
 
 
 def test_eval_report_holds_tables_curves_and_the_errors_of_the_errors_file(run, tmp_path):
@@ -116,3 +117,18 @@ def test_marked_record_marks_false_positives_and_misses_and_keeps_correct_items_
         ("person", 0, None), ("loc", 4, "miss"), ("org", 4, "fp")]
     assert record["entities"][0]["score"] == pytest.approx(0.8808, abs=1e-4)  # sigmoid(2), as predict writes
     assert "score" not in record["entities"][1]
+
+
+def test_a_text_with_markup_stays_text_in_the_report(tmp_path):
+    from gplinker.commands.evaluate import EvalResult
+    from gplinker.data.formats import ReadReport
+    from gplinker.report.html import render_report
+
+    text = "</script><b>张伟</b><!-- 在北京"
+    example = Example(text=text, spans=(Span(text.index("张伟"), text.index("张伟") + 2, "person"),))
+    predictions = [{Span(text.index("北京"), text.index("北京") + 2, "loc"): 1.0}]
+    result = EvalResult(NER, NER.score([example], predictions), ReadReport("x.jsonl"), [example], predictions)
+    page, drawn = render_report(result, tmp_path, "x.jsonl")
+    assert drawn == 1 and page.count("</script>") == 2  # the inlined renderer's and nothing else
+    assert embedded_records(page)[0]["text"] == text
+    assert "<b>" not in page.split('id="error-records">')[0]

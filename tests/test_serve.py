@@ -150,6 +150,29 @@ def test_an_inference_error_is_a_500_with_a_message_and_the_server_keeps_serving
     assert good.status_code == 200 and good.json() == predict_records(d, [TEXTS[1]])[0]
 
 
+class SlowPipeline(Pipeline):
+    """A pipeline that takes a second per batch (a big model)."""
+
+    def stream(self, texts):
+        time.sleep(1.0)
+        return super().stream(texts)
+
+
+def test_inference_runs_off_the_event_loop(model_dirs):
+    d = model_dirs["ner"]
+    with client_for(d, SlowPipeline(Predictor.from_pretrained(d, device="cpu"))) as client:
+        slow: dict[str, object] = {}
+        request = threading.Thread(target=lambda: slow.update(r=client.post("/predict", json={"text": TEXTS[0]})))
+        request.start()
+        time.sleep(0.3)  # the prediction is now running in the worker thread
+        started = time.perf_counter()
+        health = client.get("/health")
+        waited = time.perf_counter() - started
+        request.join(timeout=60)
+    assert health.status_code == 200 and waited < 0.5  # answered while the batch ran
+    assert slow["r"].status_code == 200
+
+
 def test_concurrent_requests_are_predicted_in_shared_batches(model_dirs):
     d = model_dirs["ner"]
     n = 12
@@ -169,7 +192,8 @@ def test_concurrent_requests_are_predicted_in_shared_batches(model_dirs):
         health = client.get("/health").json()
     assert [responses[k] for k in range(n)] == [expected[k % len(TEXTS)] for k in range(n)]
     assert health["texts"] == n
-    assert health["batches"] == len(batcher.stats.sizes) < n / 2  # 12 requests in a few batches, not 12
+    assert health["batches"] == batcher.stats.batches == len(batcher.stats.recent) < n / 2  # a few batches, not 12
+    assert sum(batcher.stats.recent) == n
 
 
 def test_batcher_fills_batches_up_to_max_batch_and_keeps_each_requests_results():
@@ -210,6 +234,14 @@ def test_batcher_hands_an_error_to_its_batch_only():
 
     failed, ok = asyncio.run(scenario())
     assert isinstance(failed, ValueError) and ok == ["A", "B"]
+
+
+def test_serve_refuses_a_missing_model_dir_and_a_bad_max_batch_with_one_line(model_dirs, tmp_path):
+    missing = CliRunner().invoke(cli_app, ["serve", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "is not a gplinker model dir" in " ".join(missing.output.split())
+    bad = CliRunner().invoke(cli_app, ["serve", str(model_dirs["ner"]), "--max-batch", "0"])
+    assert bad.exit_code == 2 and "--max-batch must be at least 1" in bad.output
+    assert "Traceback" not in missing.output + bad.output
 
 
 def test_serve_without_the_extra_names_the_install_command(model_dirs, monkeypatch):

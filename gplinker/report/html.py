@@ -50,7 +50,7 @@ def render_report(result: EvalResult, model_dir: Path, data: str | Path, max_err
                   else f"<p>{escape(str(log))} holds no training or evaluation line yet.</p>")
     else:
         curves = "<p>No train_log.jsonl in the model dir or beside it: this model dir did not come from a run.</p>"
-    records = json.dumps(shown, ensure_ascii=False).replace("</", "<\\/")
+    records = json.dumps(shown, ensure_ascii=False).replace("<", "\\u003c")  # no "</script>" or "<!--" inside
     body = f"""
 <header><h1>gplinker eval report</h1></header>
 <p>model <code>{escape(str(model_dir))}</code> ({escape(task.name)}), data <code>{escape(str(data))}</code>:

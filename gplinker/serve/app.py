@@ -78,6 +78,8 @@ def create_app(pipeline: Pipeline, *, model_dir: str | Path, max_batch: int = 64
             parsed = parse_predict_body(await read_body(request, max_bytes), max_texts, max_bytes)
         except BadRequest as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
+        if not parsed.texts:
+            return JSONResponse([])
         try:
             records = await batcher.submit(parsed.texts)
         except Exception as exc:  # noqa: BLE001 - the client gets a message, the server keeps serving
@@ -93,7 +95,7 @@ def create_app(pipeline: Pipeline, *, model_dir: str | Path, max_batch: int = 64
     async def health() -> dict[str, Any]:
         return {"status": "ready", "task": pipeline.task.name, "model_id": identity, "model_dir": str(model_dir),
                 "runtime": "torch" if pipeline.predictor.runtime is None else "onnx",
-                "batches": batcher.stats.batches, "texts": sum(batcher.stats.sizes)}
+                "batches": batcher.stats.batches, "texts": batcher.stats.items}
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

@@ -12,6 +12,7 @@ batch runs as usual.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,13 +32,16 @@ class Waiting(Generic[T, R]):
 
 @dataclass
 class BatchStats:
-    """How many batches ran and how many items each held (tests and /health read them)."""
+    """How many batches ran, how many items they held, and the sizes of the latest ones (for /health and tests)."""
 
-    sizes: list[int] = field(default_factory=list)
+    batches: int = 0
+    items: int = 0
+    recent: deque[int] = field(default_factory=lambda: deque(maxlen=1000))
 
-    @property
-    def batches(self) -> int:
-        return len(self.sizes)
+    def add(self, size: int) -> None:
+        self.batches += 1
+        self.items += size
+        self.recent.append(size)
 
 
 class MicroBatcher(Generic[T, R]):
@@ -105,7 +109,7 @@ class MicroBatcher(Generic[T, R]):
     async def run(self, batch: list[Waiting[T, R]], size: int) -> None:
         """Predict the batch's items in the worker thread and hand each request its share."""
         items = [item for waiting in batch for item in waiting.items]
-        self.stats.sizes.append(size)
+        self.stats.add(size)
         try:
             results = await asyncio.get_running_loop().run_in_executor(self.worker, self.predict, items)
             if len(results) != len(items):
