@@ -10,13 +10,14 @@ What is measured, and how:
   train  one model per variant on the training sentences (gplinker.commands.train.train, scratch encoder,
          data.max_length 128, data.stride 32, best checkpoint by span F1 on the dev sentences). Budget: synthetic
          --epochs 4 (dev span F1 0.996 after 3 epochs in a trial), scratch BERT 128 x 2 layers, batch 16, lr 1e-3;
-         CLUENER --cluener-epochs 1 of batch 32 (336 steps; 3,833 packed windows = 120 steps with c), same encoder
-         sizes, char_level: about 3.5-5 min per variant at load 5 on 2 cores (the setup prints its budget):
+         CLUENER --cluener-epochs 1 of batch 32 (336 steps), same encoder sizes, char_level: about 3.5-5 min per
+         variant at load 5 on 2 cores (the setup prints its budget). Packing makes fewer windows (CLUENER: 3,833
+         for 10,748 sentences), so c runs as many optimizer steps as a and b, not as many epochs:
            a  before       model.max_span_length=none, data.pack=false; predicted with windows of data.max_length
                            (Predictor.from_pretrained(max_length=128), i.e. `gplinker predict --max-length 128`)
            b  auto limits  the defaults (model.max_span_length auto); predicted as `gplinker predict` predicts
                            (Predictor.from_pretrained: windows at most the longest training window)
-           c  auto + pack  b with data.pack=true
+           c  auto + pack  b with data.pack=true, train.max_steps = the steps of a and b
   docs   the dev sentences, in order, cut into groups of about --doc-chars characters and joined with no separator,
          every gold span shifted into its document: each dev sentence is in exactly one document, so the sentence
          and document scores cover the same gold spans and the same characters.
@@ -78,12 +79,13 @@ class Variant:
     name: str
     sets: tuple[str, ...]
     force_window: bool  # predict with windows of data.max_length, not those the model dir asks for
+    same_steps: bool = False  # as many optimizer steps as the unpacked variants (packing makes fewer windows)
 
 
 VARIANTS = {
     "a": Variant("a", "before", ("model.max_span_length=none", "data.pack=false"), True),
     "b": Variant("b", "auto limits", (), False),
-    "c": Variant("c", "auto + pack", ("data.pack=true",), False),
+    "c": Variant("c", "auto + pack", ("data.pack=true",), False, same_steps=True),
 }
 
 
@@ -99,6 +101,7 @@ class Setup:
     budget: str  # the budget in words, printed
     task: str = "ner"
     schema: Path | None = None  # relation / event schema file
+    steps: int = 0  # optimizer steps of an unpacked variant (a packed one runs as many); 0: its epochs
 
 
 @dataclass
@@ -173,6 +176,8 @@ def train_variant(setup: Setup, variant: Variant, out: Path, reuse: bool) -> tup
     sets = [f"data.train={setup.train}", f"data.dev={setup.dev}", f"data.format={setup.fmt}", f"task={setup.task}",
             *schema, "data.max_length=128", "data.stride=32", "model.encoder=scratch", f"train.output_dir={out}",
             *setup.sets, *variant.sets]
+    if variant.same_steps and setup.steps:
+        sets.append(f"train.max_steps={setup.steps}")
     try:
         cfg = load_config(None, sets)
     except ConfigError as exc:
@@ -427,7 +432,9 @@ def main() -> None:
                       f"{args.hidden} x {args.layers} layer(s), {heads} heads, FFN {2 * args.hidden}, 128 positions; "
                       f"head_size 32")
             name = "synthetic" if args.task == "ner" else f"synthetic-{args.task}"
-            setup = Setup(name, train_path, dev_path, fmt, sets, budget, args.task, schema_path)
+            steps = -(-args.train // 16) * args.epochs  # what the unpacked variants run
+            setup = Setup(name, train_path, dev_path, fmt, sets, budget + f"; c runs as many steps ({steps})",
+                          args.task, schema_path, steps)
             report(setup, run_setup(setup, variants, doc_chars, args.repeats, work, args.reuse))
         if args.cluener:
             if not (CLUENER / "train.json").is_file():
@@ -443,7 +450,11 @@ def main() -> None:
             budget = (f"{length} x batch 32 per variant, lr 1e-3, char_level; scratch BERT "
                       "hidden 128 x 2 layers, 4 heads, FFN 256, 128 positions, min_char_count 2; head_size 64; "
                       "dev evaluated each epoch")
-            setup = Setup("cluener", CLUENER / "train.json", CLUENER / "dev.json", "cluener", sets, budget)
+            with open(CLUENER / "train.json", "rb") as fh:
+                lines = sum(1 for line in fh if line.strip())
+            steps = args.cluener_steps or -(-lines // 32) * args.cluener_epochs  # what the unpacked variants run
+            setup = Setup("cluener", CLUENER / "train.json", CLUENER / "dev.json", "cluener", sets,
+                          budget + f"; c runs as many steps ({steps})", steps=steps)
             report(setup, run_setup(setup, variants, args.doc_chars, args.repeats, work, args.reuse))
 
 
