@@ -67,7 +67,7 @@ def test_predict_refuses_a_dir_as_output_before_loading_the_model(tmp_path):
 def test_failed_predict_leaves_the_old_output_untouched(tiny_model_dir, tmp_path, monkeypatch):
     import gplinker.commands.predict as predict
 
-    def write_one_then_fail(predictor, lines, write, source):
+    def write_one_then_fail(predictor, lines, write, source, **options):
         write('{"text": "half"}')
         raise GPLinkerError("stopped halfway")
 
