@@ -194,6 +194,12 @@ MAX_CELLS = 4096
 # ~20 bytes a cell, ~20 MB) whatever C and L are. 2**20 is 64 channels at L 128 (a DuIE link head
 # in one step: the fewer ops, the fewer stalls on a busy machine), 4 at L 512.
 _CHUNK = 1 << 20
+# The cut of a crowded window comes from a strided sample of _SAMPLE of its cells, set so that
+# about _OVERSHOOT x max_cells cells pass it (cells_above). 2**16 samples put the sampled quantile
+# within a few per cent of the true one whenever max_cells is 1/1000 of the window or more, and
+# a misjudged window is searched cell by cell, so the sample decides the speed, never the cells.
+_SAMPLE = 1 << 16
+_OVERSHOOT = 4
 
 
 def cells_above(logits: dict[str, torch.Tensor], threshold: float, batch_size: int,
@@ -204,64 +210,108 @@ def cells_above(logits: dict[str, torch.Tensor], threshold: float, batch_size: i
     half of its cells above 0) keeps exactly its `max_cells` highest; of the cells tied with the
     max_cells-th highest logit, those first in (c, i, j) order.
 
-    Memory: besides the cells returned, the work tensors are the bool mask `x > threshold`
-    (B×C×L×L bytes), O(B × max_cells) indices and, in a crowded window, the fixed-size chunks of
-    `_strongest`: never a tensor proportional to the cells above. (One `(x > t).nonzero()` builds
-    (N, 4) int64 indices, N half of B×C×L×L for an untrained model: 1.6 GB at B 64, C 96, L 128.)
-    A trained model's few cells are found by a handful of whole-batch ops, whatever B is (many
-    small ops are slow on a busy machine); only when more than B × max_cells / 8 of the mask's
-    8-cell words are set (some window may be crowded) are the windows counted one by one, and
-    the crowded ones searched one at a time.
+    How: each window gets a cut v >= threshold from a strided sample of its cells (`_cuts`): the
+    threshold itself when the sample shows few cells above it, else a value that about
+    _OVERSHOOT × max_cells cells exceed. The top max_cells of a window lie among the cells above
+    any v >= threshold that at least max_cells of them exceed (every cell tied with the
+    max_cells-th is above v too, that one being > v), so one compare pass `x > v` over the batch
+    and one sparse nonzero list every candidate, and a sort by (window, logit desc, position)
+    keeps the first max_cells of each window. A window the sample misjudged (fewer than
+    max_cells cells above a raised cut, or too many above its cut to list) is searched alone,
+    cell by cell (`_strongest_by_chunks`).
+
+    Memory: besides the cells returned, the work tensors are the bool mask `x > v` (B×C×L×L
+    bytes) and at most 8 × 2 × _OVERSHOOT × max_cells candidate indices per window: never a
+    tensor proportional to the cells above. (One `(x > t).nonzero()` builds (N, 4) int64 indices,
+    N half of B×C×L×L for an untrained model: 1.6 GB at B 64, C 96, L 128.) Either model, trained
+    or not, costs a handful of whole-batch ops (many small ops are slow on a busy machine).
     """
     if max_cells < 1:
         raise ValueError(f"max_cells must be >= 1, got {max_cells}")
     rows: list[ScoredCells] = [{name: [] for name in logits} for _ in range(batch_size)]
     for name, x in logits.items():  # (B, C, L, L)
-        above = x[:batch_size] > threshold  # (B, C, L, L) bool
-        per_window = above[0].numel()  # C×L×L
-        listable = _words_set(above) <= batch_size * max_cells // 8  # then at most B × max_cells cells above
-        if listable:
-            flat = _flat_nonzero(above)  # (N,) flat indices into (B, C, L, L), ascending
-            counts = torch.bincount(flat // per_window, minlength=batch_size).tolist()
-        else:
-            counts = [_cells_or_more(above[b], max_cells) for b in range(batch_size)]
-        crowded = [b for b, n in enumerate(counts) if n > max_cells]
-        strongest = [_strongest(x[b], above[b], max_cells, threshold) + b * per_window for b in crowded]
-        if crowded:
-            above[crowded] = False  # the rest has at most max_cells cells per window
-        if not listable:
-            flat = _flat_nonzero(above)
-        elif crowded:
-            flat = flat[above.reshape(-1)[flat]]
-        flat = torch.cat([flat, *strongest]).sort().values  # (K,) ascending: (b, c, i, j) order
-        height, width = x.shape[2], x.shape[3]
+        x = x[:batch_size]
+        flat = _strongest_cells(x, threshold, max_cells)  # (K,) ascending: (b, c, i, j) order
+        per_window, height, width = x[0].numel(), x.shape[2], x.shape[3]
         b, c, i, j = flat // per_window, flat // (height * width) % x.shape[1], flat // width % height, flat % width
-        scores = x[b, c, i, j].float()
+        scores = x.reshape(-1)[flat].float()
         for window, channel, start, end, score in zip(b.tolist(), c.tolist(), i.tolist(), j.tolist(),
                                                       scores.tolist()):
             rows[window][name].append((channel, start, end, score))
     return rows
 
 
+def _strongest_cells(x: Tensor, threshold: float, k: int) -> Tensor:
+    """Flat indices into x (B, C, L, L), ascending, of each window's k highest cells above the threshold (the rule
+    of cells_above)."""
+    n_windows, per_window = len(x), x[0].numel()
+    if n_windows == 0 or per_window == 0:
+        return torch.empty(0, dtype=torch.long, device=x.device)
+    cut = _cuts(x.reshape(n_windows, -1), threshold, k)  # (B,)
+    passed = x > cut.view(-1, *([1] * (x.dim() - 1)))  # (B, C, L, L) bool: every cell above its window's cut
+    raised = cut > threshold
+    bound = 2 * _OVERSHOOT * k  # 8-cell words set per window, at most: then few enough cells to list
+    flat_words = _words(passed)[1]
+    if int(torch.count_nonzero(flat_words)) <= bound:  # a trained model: few cells in the whole batch
+        alone = [False] * n_windows
+    else:
+        alone = (_words_per_window(passed) > bound).tolist()  # too many to list: the sample misjudged
+    if any(alone):
+        passed[torch.tensor(alone, device=x.device)] = False
+    flat = _flat_nonzero(passed)
+    window = flat // per_window
+    counts = torch.bincount(window, minlength=n_windows)
+    alone = [a or (bool(r) and n < k) for a, r, n in zip(alone, raised.tolist(), counts.tolist())]  # too few
+    if max(counts.tolist()) > k:  # keep the first k of each window by (logit desc, position)
+        order = torch.argsort(x.reshape(-1)[flat], descending=True, stable=True)  # ties: flat order
+        order = order[torch.argsort(window[order], stable=True)]  # by window, each window still by logit
+        first = torch.cumsum(counts, 0) - counts  # where each window's cells start in `order`
+        rank = torch.arange(len(order), device=x.device) - first[window[order]]
+        flat = flat[order[rank < k]]
+    flat = flat[~torch.tensor(alone, device=x.device)[flat // per_window]]
+    searched = [_search_window(x[w], threshold, k) + w * per_window for w, a in enumerate(alone) if a]
+    return torch.cat([flat, *searched]).sort().values
+
+
+def _search_window(x: Tensor, threshold: float, k: int) -> Tensor:
+    """Flat indices, ascending, of one window's k highest cells above the threshold (all of them when fewer)."""
+    above = x > threshold
+    if int(torch.count_nonzero(above)) <= k:
+        return _flat_nonzero(above)
+    return _strongest_by_chunks(x, above, k)
+
+
+def _cuts(windows: Tensor, threshold: float, k: int) -> Tensor:
+    """Per window (B, N): a cut >= threshold that about _OVERSHOOT × k of its cells exceed, from a strided sample
+    of _SAMPLE cells; the threshold itself when the sample shows fewer above it (or the window is small)."""
+    step = max(1, windows.shape[1] // _SAMPLE)
+    sample = windows[:, ::step]  # (B, S)
+    m = _OVERSHOOT * k * sample.shape[1] // windows.shape[1] + 1  # sampled cells expected above the cut
+    floor = torch.full((len(windows),), threshold, dtype=windows.dtype, device=windows.device)
+    if m >= sample.shape[1]:
+        return floor
+    crowded = (sample > threshold).sum(dim=1) >= m  # the others' m-th sampled cell is not above the threshold
+    if not bool(crowded.any()):  # a trained model: no topk at all
+        return floor
+    # topk ranks NaN first: a NaN in the sample lowers its window's cut (fmax: the threshold when the m-th is NaN);
+    # a NaN cell is never above a cut
+    floor[crowded] = torch.fmax(sample[crowded].topk(m, dim=1).values[:, -1], floor[crowded])
+    return floor
+
+
+def _words_per_window(mask: Tensor) -> Tensor:
+    """(B,) how many of the mask's 8-cell words (B, ...) flattened, see _words) that overlap each window hold a True
+    cell: at least 1/8 of the window's True cells, at most all of them plus 2 shared with its neighbours."""
+    flat, words = _words(mask)
+    per_window = mask[0].numel()
+    counts = [int(torch.count_nonzero(words[b * per_window // 8 : -(-(b + 1) * per_window // 8)]))
+              + int(flat[8 * len(words) :].any()) * (b == len(mask) - 1) for b in range(len(mask))]
+    return torch.tensor(counts, device=mask.device)
+
 def _words(mask: Tensor) -> tuple[Tensor, Tensor]:
     """A bool tensor flattened (N,), and its first N - N % 8 cells as int64 words: byte k of word w is cell 8w + k."""
     flat = mask.reshape(-1)  # contiguous
     return flat, flat[: flat.numel() - flat.numel() % 8].view(torch.int64)
-
-
-def _words_set(mask: Tensor) -> int:
-    """How many 8-cell words of a bool tensor hold a True cell (the cells above are 1 to 8 times as many)."""
-    flat, words = _words(mask)
-    return int(torch.count_nonzero(words)) + int(flat[8 * len(words) :].any())
-
-
-def _cells_or_more(mask: Tensor, k: int) -> int:
-    """The True cells of a bool tensor, or, when more than k of its 8-cell words are set, that count (> k too)."""
-    if mask.storage_offset() % 8 == 0:  # whole int64 words
-        words = _words_set(mask)
-        if words > k:
-            return words  # an untrained model's window: no exact count needed, it is crowded
-    return int(torch.count_nonzero(mask))
 
 
 def _flat_nonzero(mask: Tensor) -> Tensor:
@@ -278,46 +328,6 @@ def _flat_nonzero(mask: Tensor) -> Tensor:
     if 8 * len(words) < flat.numel():
         out = torch.cat([out, flat[8 * len(words) :].nonzero().squeeze(1) + 8 * len(words)])
     return out
-
-
-# A crowded window's strongest cells are first looked for above a cut estimated from a strided
-# sample of _SAMPLE cells (set so that about _OVERSHOOT x k cells pass it): one compare pass and a
-# sparse nonzero instead of a running top-k over every cell. 2**16 samples put the sampled
-# quantile within a few per cent of the true one whenever k is 1/1000 of the window or more.
-_SAMPLE = 1 << 16
-_OVERSHOOT = 4
-
-
-def _strongest(x: Tensor, above: Tensor, k: int, threshold: float) -> Tensor:
-    """Flat indices, ascending, of the k highest cells of one window among those `above` the threshold.
-
-    x (C, L, L) logits and above (C, L, L) = x > threshold, with more than k cells above. Ties with
-    the k-th highest logit: the first in flat, i.e. (c, i, j), order. The top k lie among the cells
-    above any cut v >= threshold that at least k cells exceed (and every cell tied with the k-th is
-    above v too, the k-th being > v): a cut from a strided sample leaves a few times k candidates,
-    found in one compare pass, and the rule is applied to those; when the sample misjudges (fewer
-    than k, or far too many, cells pass), _strongest_by_chunks searches every cell.
-    """
-    flat = x.reshape(-1)
-    step = max(1, flat.numel() // _SAMPLE)
-    sample = flat[::step]
-    m = _OVERSHOOT * k * len(sample) // flat.numel() + 1  # sampled cells expected above the cut
-    if m < len(sample):
-        cut = sample.topk(m).values[-1].clamp(min=threshold)  # topk ranks NaN first: a NaN only lowers the cut
-        passed = flat > cut  # (C*L*L,) bool, all above the threshold
-        if _words_set(passed) <= 2 * _OVERSHOOT * k:  # then at most 8x as many cells: few enough to list
-            candidates = _flat_nonzero(passed)
-            if len(candidates) >= k:
-                return candidates[_first_k_highest(flat[candidates], k)]
-    return _strongest_by_chunks(x, above, k)
-
-
-def _first_k_highest(values: Tensor, k: int) -> Tensor:
-    """Positions, ascending, of the k highest of `values` (len >= k, no NaN); ties with the k-th: the first ones."""
-    kth = values.topk(k).values[-1]
-    higher = (values > kth).nonzero().squeeze(1)
-    equal = (values == kth).nonzero().squeeze(1)[: k - len(higher)]
-    return torch.cat([higher, equal]).sort().values
 
 
 def _strongest_by_chunks(x: Tensor, above: Tensor, k: int) -> Tensor:

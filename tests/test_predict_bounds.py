@@ -146,26 +146,30 @@ def test_no_index_tensor_grows_with_the_cells_above(monkeypatch):
     assert sizes and max(sizes) <= 4 * 10
 
 
-@pytest.mark.parametrize("case", ["random", "ties", "sample holds the peaks", "nan in the sample"])
+@pytest.mark.parametrize("case", ["random", "ties", "sample holds the peaks", "nan in the sample", "few above"])
 def test_the_sampled_cut_keeps_the_cells_the_search_over_every_cell_keeps(monkeypatch, case):
-    """A crowded window: the cut from a sample (or the full search, when it misjudges) keeps the rule's cells."""
+    """Crowded windows: the cut from a strided sample (or the full search, when it misjudges) keeps the rule's cells."""
     searched: list[int] = []
     full = predict._strongest_by_chunks
     monkeypatch.setattr(predict, "_strongest_by_chunks", lambda *a: searched.append(1) or full(*a))
     g = torch.Generator().manual_seed(5)
-    x = torch.randn(20, 128, 128, generator=g) + 1.0  # 327,680 cells, most above 0: sampled every 5th
-    step = x.numel() // predict._SAMPLE
+    x = torch.randn(2, 20, 128, 128, generator=g) + 1.0  # 327,680 cells a window, most above 0: sampled every 5th
+    step = x[0].numel() // predict._SAMPLE
     if case == "ties":
         x = (x * 2).round() / 2
-    elif case == "sample holds the peaks":  # the sampled cells are the highest: the cut lets too few through
-        x.view(-1)[::step] += 10.0
+    elif case == "sample holds the peaks":  # window 1's sampled cells are its highest: the cut lets too few through
+        x[1].view(-1)[::step] += 10.0
     elif case == "nan in the sample":
-        x.view(-1)[step * 7] = float("nan")
-    above = x > 0.0
+        x[0].view(-1)[step * 7] = float("nan")
+    elif case == "few above":  # window 0 has 300 cells above 0, none of them sampled
+        x[0] = -1.0
+        x[0].view(-1)[1 : 1 + step * 300 : step] = 2.0
     k = 500
-    got = predict._strongest(x, above, k, 0.0)
-    assert torch.equal(got, full(x, above, k))
-    assert torch.equal(got, plain_top(x, k))
+    rows = cells_above({"h": x}, 0.0, 2, max_cells=k)
+    for b in range(2):
+        assert rows[b]["h"] == top_cells(x, b, 0.0, k)
+        kept = torch.tensor([c * 128 * 128 + i * 128 + j for c, i, j, _ in rows[b]["h"]])
+        assert torch.equal(kept, plain_top(x[b], k))
     assert bool(searched) == (case == "sample holds the peaks")  # a NaN is never above: it only lowers the cut
 
 
