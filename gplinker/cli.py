@@ -25,6 +25,8 @@ console = Console(stderr=True)
 TRUST_HELP = "allow the model dir's own code to run (off: never trust a dir from elsewhere)"
 MAX_LENGTH_HELP = ("tokens per window (default: the longest training window; longer ones warn: the model never saw "
                    "those positions)")
+CUT_HELP = ("where a text longer than a window is cut: sentences (at sentence ends, whole sentences per window; a "
+            "longer sentence slides) | tokens (sliding windows sharing the training stride)")
 
 
 def print_version(wanted: bool) -> None:
@@ -107,6 +109,7 @@ def eval_(
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
     max_length: int | None = typer.Option(None, "--max-length", help=MAX_LENGTH_HELP),
+    cut: str = typer.Option("sentences", "--cut", help=CUT_HELP),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
                                            help=TRUST_HELP),
     report: Path | None = typer.Option(None, "--report", help="write one self-contained HTML report here: "
@@ -122,7 +125,7 @@ def eval_(
             if path is not None:
                 ensure_parent(path)
         result = evaluate_dir(model_dir, data, format, skip_invalid, device, batch_size, trust_remote_code,
-                              threshold=threshold, max_length=max_length)
+                              threshold=threshold, max_length=max_length, cut=cut)
     except GPLinkerError as exc:
         fail(exc)
     print_scores(result.scores, f"{data} ({len(result.examples)} examples)")
@@ -151,6 +154,7 @@ def predict(
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
     max_length: int | None = typer.Option(None, "--max-length", help=MAX_LENGTH_HELP),
+    cut: str = typer.Option("sentences", "--cut", help=CUT_HELP),
     runtime: str = typer.Option("auto", help="torch | onnx (a dir written by `gplinker export`, CPU onnxruntime) | "
                                              "auto (torch when the dir has model.safetensors, else onnx)"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
@@ -177,7 +181,7 @@ def predict(
         main = distributed.is_main()
         predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
                                               runtime=runtime, trust_remote_code=trust_remote_code, threshold=threshold,
-                                              max_length=max_length)
+                                              max_length=max_length, cut=cut)
         lines = read_text_lines(input)
         # the output file appears whole when every line is written, or not at all
         with atomic_text(output) if output and main else nullcontext(sys.stdout) as sink:

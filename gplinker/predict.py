@@ -32,7 +32,7 @@ class Predictor:
     def __init__(self, *, model: Any, tokenizer: Any, task: Task, max_length: int, stride: int,
                  threshold: float = 0.0, batch_size: int = 64, device: str | torch.device = "cpu", amp: str = "off",
                  char_level: bool = False, runtime: Callable[[Tensor, Tensor], dict[str, Tensor]] | None = None,
-                 span_limits: dict[str, list[int | None]] | None = None):
+                 span_limits: dict[str, list[int | None]] | None = None, cut: str = "sentences"):
         self.model, self.tokenizer, self.task = model, tokenizer, task
         # span_limits: head -> per-channel longest span (tokens) decoding keeps (data/span_limits.py)
         self.span_limits = {h: limits for h, limits in (span_limits or {}).items()
@@ -40,7 +40,8 @@ class Predictor:
         # runtime: None = the PyTorch `model`; else a callable (input_ids, attention_mask) -> {head: logits}
         # giving the same logits, e.g. gplinker.onnx_runtime.OnnxLogits (then `model` may be None)
         self.runtime = runtime
-        self.encoder = WindowEncoder(tokenizer, max_length, stride, char_level)
+        # cut: a text longer than a window is cut at sentence ends (whole sentences per window) or slides over tokens
+        self.encoder = WindowEncoder(tokenizer, max_length, stride, char_level, cut)
         self.threshold, self.batch_size = threshold, batch_size
         self.device = torch.device(device)
         self.amp = amp
@@ -49,13 +50,16 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str = "auto", batch_size: int = 64,
                         trust_remote_code: bool = False, runtime: str = "auto",
-                        threshold: float | None = None, max_length: int | None = None) -> Predictor:
+                        threshold: float | None = None, max_length: int | None = None,
+                        cut: str = "sentences") -> Predictor:
         """Load a model dir written by `gplinker train` (config.json, model.safetensors, tokenizer).
 
         runtime: "torch" (model.safetensors), "onnx" (model.onnx written by `gplinker export`, CPU
         onnxruntime) or "auto" (torch when model.safetensors exists, else onnx). `threshold`
         overrides the model's decoding threshold. Windows are no longer than the longest training
-        window (`inference_windows`) unless `max_length` says otherwise.
+        window (`inference_windows`) unless `max_length` says otherwise. `cut`: "sentences" (a
+        text longer than a window is cut at sentence ends, see data/encoding.py) or "tokens"
+        (sliding windows sharing the stride, as in training).
         """
         from gplinker.data.schema import Schema
         from gplinker.model_format import check_model_format
@@ -84,7 +88,7 @@ class Predictor:
         return cls(model=model, tokenizer=tokenizer, task=task, max_length=window, stride=stride,
                    threshold=section.get("threshold", 0.0) if threshold is None else threshold,
                    char_level=section.get("char_level", False), batch_size=batch_size, device=dev, runtime=session,
-                   span_limits={h: v.get("channels", []) for h, v in limits.get("heads", {}).items()})
+                   span_limits={h: v.get("channels", []) for h, v in limits.get("heads", {}).items()}, cut=cut)
 
     def predict(self, examples: Sequence[Example],
                 progress: Callable[[int, int], None] | None = None) -> list[Prediction]:

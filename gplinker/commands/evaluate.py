@@ -29,16 +29,16 @@ class EvalResult:
 
 def evaluate_dir(model_dir: str | Path, data: str | Path, fmt: str | None = None, skip_invalid: bool = False,
                  device: str = "auto", batch_size: int = 64, trust_remote_code: bool = False,
-                 threshold: float | None = None, max_length: int | None = None) -> EvalResult:
+                 threshold: float | None = None, max_length: int | None = None, cut: str = "sentences") -> EvalResult:
     """Predict on a labelled file with a saved model and score it.
 
-    `threshold` and `max_length` override the model's decoding threshold and window length, as in
+    `threshold`, `max_length` and `cut` override the model's decoding threshold, window length and cuts, as in
     `gplinker predict`. A file without a single gold item is refused before predicting: its scores
     would be zeros that say nothing.
     """
     predictor = Predictor.from_pretrained(model_dir, device=device, batch_size=batch_size,
                                           trust_remote_code=trust_remote_code, threshold=threshold,
-                                          max_length=max_length)
+                                          max_length=max_length, cut=cut)
     task = predictor.task
     examples, report = read_examples(data, fmt or "auto", task.name, skip_invalid)
     if not any(task.gold(e) for e in examples):

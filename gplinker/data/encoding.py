@@ -2,13 +2,17 @@
 
 A text is tokenized once, without special tokens, using the fast tokenizer's `offset_mapping`
 (never by searching strings). Its content tokens are cut into windows of at most
-`max_length - n_special` tokens; consecutive windows share `stride` tokens. Each window knows,
+`max_length - n_special` tokens; consecutive windows share `stride` tokens. With cut="sentences"
+(prediction's default), a text longer than one window is cut at sentence ends instead: each window
+holds whole sentences, as many as fit, so a model trained on sentences sees windows like its
+training data; only a sentence longer than a window slides. Each window knows,
 for every position of its `input_ids`, the character span of that token, so targets can be
 placed (characters → positions) and predictions read back (positions → characters).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +24,9 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SPECIAL = (-1, -1)  # character span of a special token ([CLS], [SEP], <s>, ...)
+SENTENCE_ENDS = frozenset("。！？!?\n")
+CLOSERS = frozenset("”’」』）)]》\"'")  # a sentence end may be followed by closing quotes or brackets
+CUTS = ("tokens", "sentences")
 
 
 @dataclass
@@ -73,11 +80,15 @@ class Window:
 class WindowEncoder:
     """Tokenizes texts and cuts them into windows of at most `max_length` tokens."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int, char_level: bool = False):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int, char_level: bool = False,
+                 cut: str = "tokens"):
         if not getattr(tokenizer, "is_fast", False):
             raise ConfigError("gplinker needs a fast tokenizer (offset_mapping); this one is slow")
         self.tokenizer, self.max_length, self.stride = tokenizer, max_length, stride
         self.char_level = char_level
+        if cut not in CUTS:
+            raise ConfigError(f"windows are cut at tokens or sentences, got '{cut}'")
+        self.cut = cut
         self.prefix, self.suffix = special_tokens_around(tokenizer)
         self.budget = max_length - len(self.prefix) - len(self.suffix)
         if not 0 <= stride < self.budget:
@@ -95,7 +106,7 @@ class WindowEncoder:
         enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
                              return_attention_mask=False, return_token_type_ids=False)
         for k, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
-            windows.extend(self._windows(first_index + k, ids, [tuple(o) for o in offsets]))
+            windows.extend(self._windows(first_index + k, ids, [tuple(o) for o in offsets], texts[k]))
         return windows
 
     def _encode_chars(self, texts: Sequence[str], first_index: int) -> list[Window]:
@@ -106,14 +117,15 @@ class WindowEncoder:
         for k, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
             words = cast(list[int], enc.word_ids(k))  # no special tokens, so every token has a word
             spans = [(w + s, w + e) for w, (s, e) in zip(words, offsets)]
-            windows.extend(self._windows(first_index + k, ids, spans))
+            windows.extend(self._windows(first_index + k, ids, spans, texts[k]))
         return windows
 
-    def _windows(self, example_index: int, ids: list[int], offsets: list[tuple[int, int]]) -> list[Window]:
+    def _windows(self, example_index: int, ids: list[int], offsets: list[tuple[int, int]], text: str) -> list[Window]:
         """The windows of one text from its content token ids and their character spans."""
         pre, suf = self.prefix, self.suffix
         out: list[Window] = []
-        for w, (a, b) in enumerate(window_bounds(len(ids), self.budget, self.stride)):
+        cuts = sentence_cuts(text, offsets) if self.cut == "sentences" and len(ids) > self.budget else None
+        for w, (a, b) in enumerate(window_bounds(len(ids), self.budget, self.stride, cuts)):
             out.append(Window(
                 example_index=example_index,
                 input_ids=pre + ids[a:b] + suf,
@@ -123,9 +135,12 @@ class WindowEncoder:
         return out
 
 
-def window_bounds(n_tokens: int, budget: int, stride: int) -> list[tuple[int, int]]:
+def window_bounds(n_tokens: int, budget: int, stride: int, cuts: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """Token ranges [a, b) of the windows: each at most `budget` long, neighbours sharing `stride`.
 
+    With `cuts` (ascending token indices where a sentence ends: a window may end there), a window
+    ends at the last cut that keeps it within `budget`, and the next starts there, sharing nothing;
+    where no cut fits (a sentence longer than a window), the window slides as without cuts.
     Every token is in at least one window; a text with no tokens still gets one (empty) window
     so that every input line yields an output line.
     """
@@ -136,10 +151,28 @@ def window_bounds(n_tokens: int, budget: int, stride: int) -> list[tuple[int, in
     a = 0
     while True:
         b = min(a + budget, n_tokens)
+        if cuts and b < n_tokens:
+            k = bisect.bisect_right(cuts, b) - 1  # the last cut within the budget
+            if k >= 0 and cuts[k] > a:
+                bounds.append((a, cuts[k]))
+                a = cuts[k]
+                continue
         bounds.append((a, b))
         if b == n_tokens:
             return bounds
         a += step
+
+
+def sentence_cuts(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """Token indices t where a sentence ends before token t: the previous token ends the text's sentence there
+    (its last character is one of SENTENCE_ENDS, or a closing quote/bracket after one, and no closer follows)."""
+    cuts = []
+    for t, (_, e) in enumerate(offsets[:-1], start=1):
+        if 0 < e <= len(text) and (e == len(text) or text[e] not in CLOSERS):
+            last = text[e - 1]
+            if last in SENTENCE_ENDS or (last in CLOSERS and e >= 2 and text[e - 2] in SENTENCE_ENDS):
+                cuts.append(t)
+    return cuts
 
 
 def special_tokens_around(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
