@@ -16,7 +16,8 @@ What is measured, and how:
            a  before       model.max_span_length=none, data.pack=false; predicted with windows of data.max_length
                            (Predictor.from_pretrained(max_length=128), i.e. `gplinker predict --max-length 128`)
            b  auto limits  the defaults (model.max_span_length auto); predicted as `gplinker predict` predicts
-                           (Predictor.from_pretrained: windows at most the longest training window)
+                           (Predictor.from_pretrained: windows at most the longest training window, a
+                           document cut at sentence ends)
            c  auto + pack  b with data.pack=true, train.max_steps = the steps of a and b
   docs   the dev sentences, in order, cut into groups of about --doc-chars characters and joined with no separator,
          every gold span shifted into its document: each dev sentence is in exactly one document, so the sentence
