@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
+import subprocess
 import typing
+
+import pytest
 
 from gplinker.cli import app
 from gplinker.config import Config
@@ -48,6 +52,30 @@ def test_ci_runs_the_readme_test_command():
                    if "pytest" in line)
     assert "ruff check" in command and "mypy" in command
     assert command in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize("failing", ["ruff", "mypy", "python", "nothing"])
+def test_ci_fails_when_any_step_of_the_readme_command_fails(tmp_path, failing):
+    """.ci/run with stand-ins for its tools: when a step fails, CI exits non-zero and the wheel check never runs."""
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    shutil.copy(REPO / ".ci" / "run", repo / ".ci" / "run")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("pip", "ruff", "mypy", "python", "apt-get"):
+        script = bin_dir / tool
+        script.write_text(f"#!/bin/sh\necho {tool} >> {tmp_path / 'ran'}\nexit {int(tool == failing)}\n")
+        script.chmod(0o755)
+    check = repo / ".ci" / "wheel_check"
+    check.write_text(f"#!/bin/sh\necho wheel_check >> {tmp_path / 'ran'}\n")
+    check.chmod(0o755)
+    result = subprocess.run(["bash", str(repo / ".ci" / "run")], env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=60)
+    ran = (tmp_path / "ran").read_text().split()
+    if failing == "nothing":
+        assert result.returncode == 0 and ran[-1] == "wheel_check", result.stderr
+    else:
+        assert result.returncode != 0 and failing in ran and "wheel_check" not in ran
 
 
 def test_readme_and_demo_help_state_the_same_demo_time():

@@ -1,4 +1,4 @@
-"""Prediction windows cut at sentence ends: whole sentences per window, a longer sentence slides, every token covered."""
+"""Prediction windows cut at sentence ends: whole sentences per window, a longer sentence slides, no token lost."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_a_sentence_ends_after_its_terminator_and_the_quotes_that_close_it():
     text = "他说：“好。”然后走了！再见?Yes.Next\n末尾"
     offsets = [(k, k + 1) for k in range(len(text))]  # one token per character
     ends = [text[: t] for t in sentence_cuts(text, offsets)]
-    assert ends == ["他说：“好。”", "他说：“好。”然后走了！", "他说：“好。”然后走了！再见?", "他说：“好。”然后走了！再见?Yes.Next\n"]
+    assert ends == ["他说：“好。”", "他说：“好。”然后走了！", "他说：“好。”然后走了！再见?",
+                    "他说：“好。”然后走了！再见?Yes.Next\n"]
 
 
 def test_prediction_windows_hold_whole_sentences_and_the_old_cut_slides():
