@@ -39,6 +39,25 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def predict_submission_and_records(model_dir: Path, lines: list[str], tmp_path: Path,
+                                   fmt: str) -> tuple[Path, Path]:
+    """`gplinker predict` of the same input lines (so the same batches) as a `fmt` submission and as records."""
+    from typer.testing import CliRunner
+
+    from gplinker.cli import app
+
+    source = write_jsonl(tmp_path / "in.jsonl", lines)
+    submission, records = tmp_path / f"{fmt}.json", tmp_path / "r.json"
+    for form, path in ((fmt, submission), ("records", records)):
+        result = CliRunner().invoke(app, ["predict", str(model_dir), str(source), "-o", str(path), "--format", form])
+        assert result.exit_code == 0, result.output
+    return submission, records
+
+
 @pytest.fixture
 def ner_files(tmp_path: Path) -> dict:
     rows = [spans_record(t, e) for t, e in NER_SENTENCES]

@@ -23,7 +23,16 @@ from gplinker.modeling.encoders import scratch_tokenizer
 from gplinker.tasks.event import MAX_ARGUMENTS_PER_TYPE, EventTask
 from gplinker.tasks.event_assembly import drop_strict_subsets
 from gplinker.tasks.oracle import oracle_predictions
-from tests.conftest import BERT_VOCAB, SHARED_DATA, TINY, predict_with_a_bad_second_line, set_args, write_jsonl
+from tests.conftest import (
+    BERT_VOCAB,
+    SHARED_DATA,
+    TINY,
+    predict_submission_and_records,
+    predict_with_a_bad_second_line,
+    read_jsonl,
+    set_args,
+    write_jsonl,
+)
 from tests.test_submission import duee_score
 
 T = TRIGGER_ROLE
@@ -430,12 +439,8 @@ def test_cli_train_eval_predict_check_on_tiny_duee_files(tmp_path):
         parse_duee(record)  # every predicted offset reads back against its text
         assert all(0.0 <= e["score"] <= 1.0 for e in record["event_list"])
 
-    source, submission, records = write_jsonl(tmp_path / "in.jsonl", lines), tmp_path / "duee.json", tmp_path / "r.json"
-    for fmt, path in (("duee", submission), ("records", records)):  # the same input: the same batches
-        result = runner.invoke(app, ["predict", str(best), str(source), "-o", str(path), "--format", fmt])
-        assert result.exit_code == 0, result.output
-    submitted = [json.loads(x) for x in submission.read_text(encoding="utf-8").splitlines()]
-    good = [json.loads(x) for x in records.read_text(encoding="utf-8").splitlines()]
+    submission, records = predict_submission_and_records(best, lines, tmp_path, "duee")
+    submitted, good = read_jsonl(submission), read_jsonl(records)
     assert [s["id"] for s in submitted] == [r["id"] for r in rows]
     assert 0.0 <= duee_score(rows, submitted) <= 2.0  # the DuEE scorer of test_submission reads it (R may pass 1)
     def arguments(event_list: list[dict]) -> set:

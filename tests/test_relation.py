@@ -25,7 +25,16 @@ from gplinker.errors import DataError
 from gplinker.modeling.encoders import scratch_tokenizer
 from gplinker.tasks import build_task
 from gplinker.tasks.relation import RelationTask, aligned, fill_slot, five_tuples, gap, merge_slots
-from tests.conftest import BERT_VOCAB, SHARED_DATA, TINY, predict_with_a_bad_second_line, set_args, write_jsonl
+from tests.conftest import (
+    BERT_VOCAB,
+    SHARED_DATA,
+    TINY,
+    predict_submission_and_records,
+    predict_with_a_bad_second_line,
+    read_jsonl,
+    set_args,
+    write_jsonl,
+)
 from tests.test_submission import duie_score
 
 V = "@value"
@@ -494,12 +503,8 @@ def test_cli_train_eval_predict_check(schema, tmp_path):
                 assert r["text"][spo["object_start"][slot]:spo["object_end"][slot]] == mention
             assert spo["subject_type"] == schema.subject_types[spo["predicate"]] and 0 <= spo["score"] <= 1
 
-    source, submission, records = write_jsonl(tmp_path / "in.jsonl", lines), tmp_path / "duie.json", tmp_path / "r.json"
-    for fmt, path in (("duie", submission), ("records", records)):  # the same input: the same batches
-        result = runner.invoke(app, ["predict", str(best), str(source), "-o", str(path), "--format", fmt])
-        assert result.exit_code == 0, result.output
-    submitted = [json.loads(x) for x in submission.read_text(encoding="utf-8").splitlines()]
-    good = [json.loads(x) for x in records.read_text(encoding="utf-8").splitlines()]
+    submission, records = predict_submission_and_records(best, lines, tmp_path, "duie")
+    submitted, good = read_jsonl(submission), read_jsonl(records)
     assert 0.0 <= duie_score(rows, submitted, version=2) <= 1.0  # the DuIE scorer of test_submission reads it
     def strings(spo_list: list[dict]) -> set:
         return {(s["subject"], s["predicate"], tuple(sorted(s["object"].items()))) for s in spo_list}
