@@ -272,6 +272,8 @@ def _strongest_cells(x: Tensor, threshold: float, k: int) -> Tensor:
         first = torch.cumsum(counts, 0) - counts  # where each window's cells start in `order`
         rank = torch.arange(len(order), device=x.device) - first[window[order]]
         flat = flat[order[rank < k]]
+    if not any(alone):
+        return flat.sort().values
     flat = flat[~torch.tensor(alone, device=x.device)[flat // per_window]]
     searched = [_search_window(x[w], threshold, k) + w * per_window for w, a in enumerate(alone) if a]
     return torch.cat([flat, *searched]).sort().values
@@ -304,13 +306,14 @@ def _cuts(windows: Tensor, threshold: float, k: int) -> Tensor:
 
 
 def _words_per_window(mask: Tensor) -> Tensor:
-    """(B,) how many of the mask's 8-cell words (B, ...) flattened, see _words) that overlap each window hold a True
-    cell: at least 1/8 of the window's True cells, at most all of them plus 2 shared with its neighbours."""
+    """(B,) per window of a bool mask (B, ...): its 8-cell words (see _words) holding a True cell, counting the
+    two it may share with its neighbours: at least 1/8 of its True cells, at most all of them plus 2."""
     flat, words = _words(mask)
     per_window = mask[0].numel()
     counts = [int(torch.count_nonzero(words[b * per_window // 8 : -(-(b + 1) * per_window // 8)]))
               + int(flat[8 * len(words) :].any()) * (b == len(mask) - 1) for b in range(len(mask))]
     return torch.tensor(counts, device=mask.device)
+
 
 def _words(mask: Tensor) -> tuple[Tensor, Tensor]:
     """A bool tensor flattened (N,), and its first N - N % 8 cells as int64 words: byte k of word w is cell 8w + k."""

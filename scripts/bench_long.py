@@ -138,10 +138,6 @@ def item_spans(item: Any) -> list:
     return [item]
 
 
-def label_of(item: Any) -> str:
-    return str(getattr(item, "predicate", None) or getattr(item, "type", None) or item.label)
-
-
 def across_sentences(predictions: Sequence, starts: Sequence[list[int]]) -> int:
     """Predicted document items whose spans lie in two or more of its sentences (no gold item does)."""
     return sum(len({bisect.bisect_right(first, s.start) for s in item_spans(item)}) > 1
@@ -224,7 +220,7 @@ def strict(task: Any, examples: Sequence, predictions: Sequence) -> Any:
     """Strict micro P/R/F1 of the task's items: entity spans, triples (every slot), whole events."""
     from gplinker.metrics import strict_prf
 
-    total, _ = strict_prf([task.gold(e) for e in examples], [list(p) for p in predictions], label_of=label_of)
+    total, _ = strict_prf([task.gold(e) for e in examples], [list(p) for p in predictions], label_of=task.label_of)
     return total
 
 
