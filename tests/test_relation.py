@@ -641,7 +641,7 @@ def test_real_short_training_raises_dev_f1(tmp_path):
     assert report.fit.best_score > f1_before + 0.03
 
 
-def test_labels_the_schema_lacks_are_reported_by_predicate_and_slot_apart_from_window_losses(tmp_path):
+def test_labels_the_schema_lacks_are_reported_by_predicate_and_slot_apart_from_window_losses(tmp_path, monkeypatch):
     examples = [e for e in synthetic() if e.text != T_NESTED]
     full = load_duie_schema(write_jsonl(tmp_path / "full.json", SCHEMA_ROWS))
     train = write_jsonl(tmp_path / "train.json", [duie2_line(e, full) for e in examples])
@@ -657,11 +657,26 @@ def test_labels_the_schema_lacks_are_reported_by_predicate_and_slot_apart_from_w
     config = write_jsonl(tmp_path / "duie.yaml", ["task: relation"])
     sets = TINY + [f"data.train={train}", f"data.schema={lacking}", f"train.output_dir={tmp_path / 'run'}",
                    "train.max_steps=1"]
-    result = runner.invoke(app, ["train", str(config), *set_args(sets)])
+    cache_dir = tmp_path / "cache"
+    result = runner.invoke(app, ["train", str(config), *set_args(sets)], env={"GPLINKER_CACHE_DIR": str(cache_dir)})
     said = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
     assert "3 gold item(s) of the training data have labels the schema lacks" in said and "饰演@inWork 2" in said
+    assert list(cache_dir.glob("gaps-*.json"))
     assert "cannot be expressed in token positions" not in said  # the windows lose nothing here
+
+    # a second run over the same corpus and schema reads the gaps from the cache: no pass over the corpus
+    from gplinker.data.corpus import Corpus
+
+    def no_pass(*_):
+        raise AssertionError("a pass over every training example")
+
+    monkeypatch.setattr(Corpus, "examples", no_pass)
+    sets = [s for s in sets if not s.startswith("train.output_dir=")] + [f"train.output_dir={tmp_path / 'run2'}"]
+    result = runner.invoke(app, ["train", str(config), *set_args(sets)], env={"GPLINKER_CACHE_DIR": str(cache_dir)})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "3 gold item(s) of the training data have labels the schema lacks" in said and "饰演@inWork 2" in said
 
 
 def test_a_schema_of_the_other_task_is_named_as_such(tmp_path):

@@ -32,7 +32,6 @@ from gplinker.data.schema import (
     load_duee_schema,
     load_duie_schema,
     schema_from_examples,
-    schema_gaps,
 )
 from gplinker.data.span_limits import limits_from_training
 from gplinker.data.window_table import WindowTable
@@ -178,7 +177,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
     else:
         section["limits"] = saved.get("limits", {})
     # a schema from the training data has every label; a schema file or a resumed run's may lack some
-    gaps = schema_gaps(schema, corpus.examples()) if cfg.data.schema or resume_from is not None else SchemaGaps()
+    gaps = data.schema_gaps(corpus, corpus_key, schema) if cfg.data.schema or resume_from is not None else SchemaGaps()
     if gaps.items:
         say(console, f"[yellow]{gaps.items} gold item(s) of the training data have labels the schema lacks, so "
                      f"they can never be predicted as labelled: {gaps.summary()}[/]")

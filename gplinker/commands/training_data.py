@@ -4,6 +4,7 @@ Stages, each cached under its own key (data/cache.py) and shown on a progress ba
   1. corpus   the source's records read and checked into Arrow (data/corpus.py)
   2. lengths  token counts of the texts, when `data.max_length` is auto (data/encoding.py)
   3. windows  the windows and targets of every kept record (tasks/training_windows.py)
+and, beside them, the gold items whose labels a schema file lacks (`gaps-<key>.json`).
 Under torchrun rank 0 builds each entry and the other ranks open it after a barrier, so no two
 processes write one entry. With the cache off every rank builds its own in a temporary directory.
 """
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,12 @@ from rich.console import Console
 from rich.progress import Progress
 
 from gplinker import distributed as dist
+from gplinker.atomic_files import write_json
 from gplinker.console import make_progress, say
 from gplinker.data import cache
 from gplinker.data.corpus import Corpus, load_corpus, parse_source, save_meta
 from gplinker.data.encoding import WindowEncoder, auto_max_length, share_tokens, special_tokens_around, token_counts
+from gplinker.data.schema import Schema, SchemaGaps, schema_gaps
 from gplinker.data.sources import fingerprint
 from gplinker.data.window_table import WindowTable, load_windows
 from gplinker.data.window_table import save_meta as save_window_meta
@@ -86,13 +90,23 @@ class TrainingData:
         path = self._built_by_rank_0("corpus", key, build)
         return load_corpus(path, source, skip_invalid), key, hit
 
+    def _summary(self, name: str, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A small JSON summary of the corpus, `name-key.json` in the cache: read when there, else computed and
+        written (by rank 0 when the cache is shared)."""
+        path = self.root / f"{name}-{key}.json"
+        try:
+            summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            summary = compute()
+            if dist.is_main() or not self.shared:
+                write_json(path, summary)
+        return summary
+
     def max_length(self, corpus: Corpus, corpus_key: str, tokenizer: Any, char_level: bool,
                    limit: int | None) -> tuple[int, dict[str, Any]]:
         """data.max_length auto for this corpus and tokenizer, and the token-count summary behind it."""
-        path = self.root / f"lengths-{cache.lengths_key(corpus_key, tokenizer, char_level)}.json"
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+
+        def compute() -> dict[str, Any]:
             counts: list[int] = []
             batch: list[str] = []
             for text in corpus.texts():
@@ -101,13 +115,21 @@ class TrainingData:
                     counts += token_counts(tokenizer, batch, char_level)
                     batch = []
             counts += token_counts(tokenizer, batch, char_level)
-            summary = {"texts": len(counts), "max": max(counts, default=0), "need": share_tokens(counts)}
-            if dist.is_main() or not self.shared:
-                tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-                tmp.write_text(json.dumps(summary), encoding="utf-8")
-                os.replace(tmp, path)
+            return {"texts": len(counts), "max": max(counts, default=0), "need": share_tokens(counts)}
+
+        summary = self._summary("lengths", cache.lengths_key(corpus_key, tokenizer, char_level), compute)
         prefix, suffix = special_tokens_around(tokenizer)
         return auto_max_length([int(summary["need"])], len(prefix) + len(suffix), limit), summary
+
+    def schema_gaps(self, corpus: Corpus, corpus_key: str, schema: Schema) -> SchemaGaps:
+        """The corpus's gold items whose labels `schema` lacks (data/schema.py); one pass per corpus and schema."""
+
+        def compute() -> dict[str, Any]:
+            gaps = schema_gaps(schema, corpus.examples())
+            return {"items": gaps.items, "labels": dict(gaps.labels)}
+
+        summary = self._summary("gaps", cache.gaps_key(corpus_key, schema.to_dict()), compute)
+        return SchemaGaps(int(summary["items"]), Counter({str(k): int(v) for k, v in summary["labels"].items()}))
 
     def windows(self, corpus: Corpus, corpus_key: str, tokenizer: Any, task: Task, *, max_length: int, stride: int,
                 char_level: bool, pack: bool = False) -> tuple[WindowTable, bool]:

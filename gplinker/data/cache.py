@@ -131,6 +131,12 @@ def lengths_key(corpus: str, tokenizer: PreTrainedTokenizerFast, char_level: boo
                    "char_level": char_level, "code": source_digest(("gplinker.data.encoding",))})
 
 
+def gaps_key(corpus: str, schema: dict[str, Any]) -> str:
+    """The key of a corpus's schema gaps under a schema (Schema.to_dict)."""
+    return digest({"cache_format": CACHE_FORMAT, "corpus": corpus, "schema": schema,
+                   "code": source_digest(("gplinker.data.schema", "gplinker.data.examples"))})
+
+
 def entry(root: Path, kind: str, key: str) -> Path | None:
     """The entry `kind-key` of `root` when it is complete (its meta.json reads), marked most recently used."""
     path = root / f"{kind}-{key}"
