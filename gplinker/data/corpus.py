@@ -24,12 +24,11 @@ from rich.progress import Progress
 from gplinker.data.encoding import char_counts
 from gplinker.data.examples import LABEL_KEYS, Example, example_from_json, labels_to_json
 from gplinker.data.formats import LineAccounting, LineError, ReadReport, decode_json_line
-from gplinker.data.mapping import map_in_chunks, open_files, quiet_datasets
+from gplinker.data.mapping import map_in_chunks, open_files, quiet_datasets, scan
 from gplinker.data.reading import parser_for
 from gplinker.data.sources import raw_records
 
 RAW_FILE = "records.arrow"
-ROWS_PER_SCAN = 65_536  # rows read at a time when the main process scans a column
 
 
 @dataclass
@@ -75,10 +74,9 @@ class Corpus:
         return char_counts(self.texts())
 
     def batches(self, columns: list[str]) -> Iterator[dict[str, list[Any]]]:
-        """Columns of the table, ROWS_PER_SCAN rows at a time, as Python lists."""
-        table = self.dataset.select_columns(columns).with_format("arrow")
-        for start in range(0, len(self.dataset), ROWS_PER_SCAN):
-            yield table[start : start + ROWS_PER_SCAN].to_pydict()
+        """Columns of the table, a part at a time, as Python lists (read past the memory map: mapping.scan)."""
+        for part in scan(self.dataset, columns):
+            yield part.to_pydict()
 
 
 def write_records(source: str, path: Path) -> Any:
@@ -152,25 +150,24 @@ def parse_source(source: str, fmt: str, *, directory: Path, num_proc: int, skip_
 
 def check_records(corpus: Corpus, skip_invalid: bool) -> Corpus:
     """Apply the reader rules in line order (module docstring); returns the corpus with its report and skips."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = corpus.dataset.with_format("arrow")
     accounting = LineAccounting(corpus.source, skip_invalid)
     n = len(corpus.dataset)
     accounting.report.lines = n
-    ids = table[:]["id"] if n else None
+    parts = list(scan(corpus.dataset, ["line", "error", "id"]))  # three small columns; the map stays untouched
+    ids = pa.chunked_array([part["id"].combine_chunks() for part in parts]) if parts else None
     repeated: set[str] = set()
     if ids is not None and ids.null_count < n:  # only ids that occur twice need a look in line order
         counts = pc.value_counts(pc.drop_null(ids))
         repeated = {v.as_py() for v, c in zip(counts.field("values"), counts.field("counts")) if c.as_py() > 1}
-    for start in range(0, n, ROWS_PER_SCAN):
-        part = table[start : start + ROWS_PER_SCAN]
-        errors = part["error"]
-        bad = pc.not_equal(errors, "")
+    for part in parts:
+        bad = pc.not_equal(part["error"], "")
         if not repeated and not pc.any(bad).as_py():
             accounting.report.examples += len(part)
             continue
-        rows = part.select(["line", "error", "id"]).to_pydict()
+        rows = part.to_pydict()
         for line, error, ident in zip(rows["line"], rows["error"], rows["id"]):
             if error:
                 accounting.reject(line, error)

@@ -8,7 +8,8 @@ Columns (written by tasks/training_windows.py):
     unplaced (int32)     on an example's first window: its gold items no window can express; else 0
     t_<head> (int32[])   positive cells of that head, flattened (channel, i, j) triples
 Nothing per window lives in Python between batches: `lengths` is one numpy array, and `batch`
-takes the rows it needs from the memory map.
+takes the rows it needs from the memory map. Whole-table passes (lengths, unplaced, span_tokens)
+read the files past the map (mapping.scan), so they leave no page of it resident.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy.typing as npt
 import torch
 
 from gplinker.data.batching import LabelledBatch
-from gplinker.data.mapping import open_files
+from gplinker.data.mapping import open_files, scan
 
 TARGET_PREFIX = "t_"
 
@@ -54,13 +55,15 @@ class WindowTable:
         return len(self.dataset)
 
     def _column(self, name: str) -> npt.NDArray[Any]:
-        return np.asarray(self._table.column(name).to_numpy())
+        parts = [np.asarray(part.column(name).to_numpy()) for part in scan(self.dataset, [name])]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
     def span_tokens(self, head: str, channels: int) -> tuple[list[int], list[int]]:
         """(longest span in tokens, number of spans) per channel of a head's training targets."""
         longest = np.zeros(channels, dtype=np.int64)
         counts = np.zeros(channels, dtype=np.int64)
-        for chunk in self._table.column(TARGET_PREFIX + head).chunks:
+        for part in scan(self.dataset, [TARGET_PREFIX + head]):
+            chunk = part.column(0).combine_chunks()
             cells = np.asarray(chunk.flatten().to_numpy(zero_copy_only=False), dtype=np.int64).reshape(-1, 3)
             if len(cells):
                 np.maximum.at(longest, cells[:, 0], cells[:, 2] - cells[:, 1] + 1)
