@@ -10,6 +10,7 @@ import pytest
 
 from gplinker.data import mapping
 from gplinker.data.mapping import map_in_chunks, open_files, scan
+from gplinker.data.window_table import WindowTable
 
 
 def mapped_files(tmp_path: Path, n: int, monkeypatch) -> datasets.Dataset:
@@ -19,7 +20,8 @@ def mapped_files(tmp_path: Path, n: int, monkeypatch) -> datasets.Dataset:
     source = datasets.Dataset.from_dict({"i": list(range(n))})
 
     def rows(batch, indices):
-        return {"i": batch["i"], "text": [f"t{i}" for i in batch["i"]], "payload": ["x" * 200 for _ in batch["i"]]}
+        return {"i": batch["i"], "text": [f"t{i}" for i in batch["i"]], "payload": ["x" * 200 for _ in batch["i"]],
+                "length": [i % 7 for i in batch["i"]]}
 
     _, files = map_in_chunks(source, rows, directory=tmp_path, name="rows", fn_kwargs={}, num_proc=1, progress=None,
                              description="rows")
@@ -55,3 +57,16 @@ def test_in_memory_dataset_is_sliced_and_a_selected_one_is_refused(tmp_path, mon
         list(scan(dataset.shuffle(seed=0), ["i"]))
     with pytest.raises(ValueError, match="not made of whole files"):
         list(scan(dataset.select(range(10, 40)), ["i"]))  # contiguous: a slice of the files, no indices mapping
+
+
+def test_window_rows_are_taken_batch_by_batch_in_the_order_asked(tmp_path, monkeypatch):
+    """WindowTable gathers a training batch from the record batches that hold its rows, in the order given."""
+    dataset = mapped_files(tmp_path, 300, monkeypatch)
+    table = WindowTable(dataset, heads=[])
+    assert len(table._batches) > 4 and table.lengths.tolist() == [i % 7 for i in range(300)]
+    for index in ([299, 0, 17, 16, 150, 17, 3], [5], list(range(299, -1, -1))):
+        rows = table._rows(index)
+        assert rows["i"].to_pylist() == index and rows["text"].to_pylist() == [f"t{i}" for i in index]
+    assert table._rows([]).num_rows == 0
+    with pytest.raises(IndexError, match="out of range"):
+        table._rows([300])

@@ -48,7 +48,9 @@ class WindowTable:
     files: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._table = self.dataset.data.table  # pyarrow Table over the memory-mapped files
+        self._batches = self.dataset.data.table.to_batches()  # record batches over the memory-mapped files
+        sizes = np.fromiter((b.num_rows for b in self._batches), dtype=np.int64, count=len(self._batches))
+        self._starts = np.concatenate([[0], np.cumsum(sizes)])  # row where each record batch starts, and the end
         self.lengths: npt.NDArray[np.int32] = self._column("length")
 
     def __len__(self) -> int:
@@ -82,9 +84,7 @@ class WindowTable:
         sorted distinct cells i * L + j, padded with -1, K >= 1. With max_spans, a head's gold spans of
         more tokens are left out (the head masks those cells, so they cannot be positives).
         """
-        import pyarrow as pa
-
-        rows = self._table.take(pa.array(np.asarray(indices, dtype=np.int64)))
+        rows = self._rows(indices)
         offsets, values = _flat(rows.column("input_ids"))
         sizes = np.diff(offsets)
         b, length = len(sizes), int(sizes.max()) if len(sizes) else 0
@@ -98,6 +98,28 @@ class WindowTable:
         labels = {head: _sparse_labels(rows.column(TARGET_PREFIX + head), b, channels, length, limits.get(head))
                   for head, channels in head_channels.items()}
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+    def _rows(self, indices: Any) -> Any:
+        """The rows at `indices`, in that order, as a small pyarrow Table.
+
+        Taken record batch by record batch: pyarrow's Table.take concatenates every chunk of a list
+        column before taking from it, which reads the whole memory map for each training batch (6.7 s
+        and 1 GB at 1.7M DuIE windows).
+        """
+        import pyarrow as pa
+
+        index = np.asarray(indices, dtype=np.int64)
+        if len(index) and (index.min() < 0 or index.max() >= self._starts[-1]):
+            raise IndexError(f"window index out of range 0..{self._starts[-1] - 1}")
+        batch = np.searchsorted(self._starts, index, side="right") - 1  # (n,) record batch of each row
+        order = np.argsort(batch, kind="stable")  # rows grouped by record batch
+        parts = [self._batches[k].take(pa.array(index[order][batch[order] == k] - self._starts[k]))
+                 for k in np.unique(batch)]
+        grouped = pa.Table.from_batches(parts, schema=self._batches[0].schema) if parts else \
+            self.dataset.data.table.slice(0, 0)
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))  # row r of the result is row back[r] of `grouped`
+        return grouped.take(pa.array(back))  # a take over the few rows just gathered
 
 
 def _flat(column: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
