@@ -12,7 +12,7 @@ from rich.console import Console
 from gplinker.commands.train import train
 from gplinker.commands.training_data import TrainingData
 from gplinker.config import load_config
-from gplinker.data import cache
+from gplinker.data import cache, mapping
 from gplinker.data.batching import collate
 from gplinker.data.corpus import parse_source
 from gplinker.data.encoding import WindowEncoder
@@ -82,7 +82,8 @@ def test_arrow_windows_batch_exactly_like_the_in_memory_windows(tmp_path, data, 
     assert [(e.text, e.spans, e.line) for e in corpus.examples()] == [(e.text, e.spans, e.line) for e in examples]
 
 
-def test_worker_processes_give_the_same_windows(tmp_path, tokenizer):
+def test_worker_processes_give_the_same_windows(tmp_path, tokenizer, monkeypatch):
+    monkeypatch.setattr(mapping, "MAP_BATCH", 1_000)  # a worker per 1,000 rows at least
     rows = [spans_record(t, e) for t, e in NER_SENTENCES] * 300  # 2,400 lines: enough rows for two workers
     data = write_jsonl(tmp_path / "big.jsonl", rows)
     _, one, _, _ = prepared(tmp_path / "a", data, tokenizer, num_proc=1)

@@ -16,7 +16,7 @@ from gplinker.data.window_table import WindowTable
 def mapped_files(tmp_path: Path, n: int, monkeypatch) -> datasets.Dataset:
     """n rows (i, text of i, a 200-byte payload) mapped into several Arrow files of several record batches."""
     monkeypatch.setattr(mapping, "CHUNK_ROWS", 70)  # several map calls, so several files
-    monkeypatch.setattr(mapping, "WRITER_BATCH", 16)  # several record batches per file
+    monkeypatch.setattr(mapping, "MAP_BATCH", 16)  # several record batches per file
     source = datasets.Dataset.from_dict({"i": list(range(n))})
 
     def rows(batch, indices):

@@ -16,8 +16,9 @@ from rich.progress import Progress, TaskID
 
 CHUNK_ROWS = 50_000  # rows per map call at least: a pool start costs well under a second against a chunk's work
 MAX_CHUNKS = 24  # at most this many map calls, whatever the size
-MAP_BATCH = 1_000  # rows per call of the mapped function
-WRITER_BATCH = 10_000  # rows per Arrow record batch written: opening a memory map walks one header per batch
+# rows per call of the mapped function, which is also the rows per Arrow record batch written (datasets
+# writes each call's output as its own batch): opening a memory map walks one header per batch
+MAP_BATCH = 10_000
 SCAN_ROWS = 65_536  # rows per table that `scan` yields
 
 
@@ -52,7 +53,7 @@ def map_in_chunks(dataset: Any, function: Callable[..., dict[str, list[Any]]], *
             _with_offset, batched=True, with_indices=True, batch_size=MAP_BATCH,
             remove_columns=chunk.column_names, num_proc=procs if procs > 1 else None,
             fn_kwargs={"function": function, "offset": start, "kwargs": fn_kwargs},
-            cache_file_name=str(directory / f"{name}-{k:05d}.arrow"), writer_batch_size=WRITER_BATCH,
+            cache_file_name=str(directory / f"{name}-{k:05d}.arrow"), writer_batch_size=MAP_BATCH,
             new_fingerprint=f"{name}-{k:05d}", load_from_cache_file=False, features=features,
         )
         parts.append(mapped)
