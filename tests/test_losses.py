@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from gplinker.modeling import losses, pointer
+from gplinker.modeling.block_plan import ACCELERATOR_PLAN, CPU_PLAN, BlockPlan, forced
 from gplinker.modeling.losses import (
     multilabel_categorical_crossentropy,
     pointer_loss,
@@ -13,6 +13,14 @@ from gplinker.modeling.losses import (
     sparse_multilabel_categorical_crossentropy,
 )
 from gplinker.modeling.pointer import EfficientGlobalPointer, GlobalPointer, PairScores
+
+
+@pytest.fixture(params=["cpu", "accelerator"], autouse=True)
+def plan(request):
+    """Every test runs under both block plans: the CPU's, and the accelerator's (large blocks, no read-backs)."""
+    chosen = CPU_PLAN if request.param == "cpu" else ACCELERATOR_PLAN
+    with forced(chosen):
+        yield chosen
 
 
 def zlpr_reference(scores: list[float], positives: set[int]) -> float:
@@ -289,7 +297,7 @@ def test_transformed_logits_as_plain_scores_give_the_loss_of_the_new_logits():
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 64])
-def test_small_blocks_give_the_same_loss_and_gradients(monkeypatch, chunk):
+def test_small_blocks_give_the_same_loss_and_gradients(plan, chunk):
     egp, hidden, mask, positives = egp_batch(12)
     big = pointer_loss(egp(hidden, mask), positives)
     big_grad = torch.autograd.grad(big, hidden)
@@ -297,12 +305,12 @@ def test_small_blocks_give_the_same_loss_and_gradients(monkeypatch, chunk):
     _, sparse = random_targets(10, 30, 4, seed=12)
     sparse = sparse.view(2, 5, 4)
     rows, rows_grad = zlpr_with_grad(y_pred, sparse)
-    monkeypatch.setattr(losses, "_CHUNK", chunk)
-    monkeypatch.setattr(pointer, "_CHUNK", chunk)
-    small = pointer_loss(egp(hidden, mask), positives)
+    with forced(BlockPlan(chunk, plan.host_checks)):
+        small = pointer_loss(egp(hidden, mask), positives)
+        small_grad = torch.autograd.grad(small, hidden)
+        small_rows, small_rows_grad = zlpr_with_grad(y_pred, sparse)
     torch.testing.assert_close(small, big)
-    torch.testing.assert_close(torch.autograd.grad(small, hidden), big_grad, atol=1e-6, rtol=1e-5)
-    small_rows, small_rows_grad = zlpr_with_grad(y_pred, sparse)
+    torch.testing.assert_close(small_grad, big_grad, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(small_rows, rows)
     torch.testing.assert_close(small_rows_grad, rows_grad)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gplinker.modeling import pointer
+from gplinker.modeling.block_plan import ACCELERATOR_PLAN, CPU_PLAN, BlockPlan, forced
 from gplinker.modeling.pointer import (
     EfficientGlobalPointer,
     GlobalPointer,
@@ -15,6 +16,15 @@ from gplinker.modeling.pointer import (
     mask_value,
     sinusoidal_rope,
 )
+
+
+@pytest.fixture(params=["cpu", "accelerator"], autouse=True)
+def plan(request):
+    """Every test runs under both block plans: the CPU's, and the accelerator's (large blocks, no read-backs)."""
+    chosen = CPU_PLAN if request.param == "cpu" else ACCELERATOR_PLAN
+    with forced(chosen):
+        yield chosen
+
 
 B, L, D, HEADS, HEAD_SIZE = 2, 5, 8, 3, 4
 
@@ -224,8 +234,12 @@ def egp_plain(egp: EfficientGlobalPointer, hidden: torch.Tensor, mask: torch.Ten
 @pytest.mark.parametrize("chunk", [1, 7, 40, 1 << 18])  # one cell per block up to one block for all
 @pytest.mark.parametrize("tril_mask", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_efficient_global_pointer_blocks_match_plain_autograd(monkeypatch, chunk, tril_mask, dtype):
-    monkeypatch.setattr(pointer, "_CHUNK", chunk)
+def test_efficient_global_pointer_blocks_match_plain_autograd(plan, chunk, tril_mask, dtype):
+    with forced(BlockPlan(chunk, plan.host_checks)):
+        check_blocks_match_plain_autograd(tril_mask, dtype)
+
+
+def check_blocks_match_plain_autograd(tril_mask: bool, dtype: torch.dtype) -> None:
     torch.manual_seed(0)
     egp = EfficientGlobalPointer(D, HEADS, HEAD_SIZE, tril_mask=tril_mask).to(dtype)
     hidden, mask = make_inputs(4)
@@ -308,8 +322,10 @@ def test_inference_mode_gives_the_same_logits(head_cls):
 
 
 def test_empty_input_has_no_blocks_and_an_egp_without_channels_runs_forward_and_backward():
-    assert pointer._blocks(0, HEADS, L) == [] and pointer._blocks(B, 0, L) == [] and pointer._blocks(B, HEADS, 0) == []
-    assert pointer._blocks(1, 1, 2) == [(slice(0, 1), slice(0, 1))]
+    cells = CPU_PLAN.cells
+    assert pointer._blocks(0, HEADS, L, cells) == [] and pointer._blocks(B, 0, L, cells) == []
+    assert pointer._blocks(B, HEADS, 0, cells) == []
+    assert pointer._blocks(1, 1, 2, cells) == [(slice(0, 1), slice(0, 1))]
     egp = EfficientGlobalPointer(D, 0, HEAD_SIZE)  # e.g. an NER label set with no entity type
     hidden, mask = make_inputs(4)
     hidden = hidden.requires_grad_(True)

@@ -5,7 +5,8 @@ Su Jianlin, kexue.fm/archives/7359: with scores s, positives P and negatives N,
 so every positive is pushed above 0 and every negative below 0 (threshold 0 at decoding).
 All losses compute in at least float32 and use large finite fills, never +-inf.
 The sparse loss has a hand-written backward (_SparseZLPR, _PointerZLPR) that walks rows in
-cache-sized blocks and keeps no copy of the logits; see scripts/bench_heads.py for what it buys.
+blocks (block_plan: cache-sized on the CPU, one block per step on an accelerator) and keeps no
+copy of the logits; see scripts/bench_heads.py for what it buys.
 An index listed k times among the positives counts k times in P (in the loss and its gradient).
 pointer_loss takes a head's PairScores (gplinker.modeling.pointer): given an EGP's parts, its
 backward goes straight into them (_PointerZLPR); without parts it is the plain sparse loss.
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+from gplinker.modeling.block_plan import plan_for
 
 if TYPE_CHECKING:
     from gplinker.modeling.pointer import EgpParts, PairScores
@@ -54,9 +57,6 @@ def _exp_(x: Tensor) -> Tensor:
     return x.clamp_(min=math.log(torch.finfo(x.dtype).tiny) + 1).exp_()
 
 
-_CHUNK = 1 << 18  # cells per block of rows (1 MiB of float32): each block's temporaries stay in cache
-
-
 def _zlpr_rows(s: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(index, valid, A_N, A_P) for logits s (R, n) and positives y_true (R, k), -1 = pad; no autograd.
 
@@ -73,7 +73,7 @@ def _zlpr_rows(s: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor, Tensor, Tenso
     # (padding goes to the sink column), then logsumexp in place: no full-size copy of s.
     sink = torch.where(valid, index, n + 1)  # (R, k)
     lse_neg = s.new_empty(rows, dtype=work)
-    step = max(1, _CHUNK // (n + 2))
+    step = max(1, plan_for(s.device).cells // (n + 2))
     buf = s.new_empty(min(rows, step), n + 2, dtype=work)
     for r0 in range(0, rows, step):
         r1 = min(rows, r0 + step)
@@ -91,28 +91,43 @@ class _RowGrads:
 
         d/ds_j = g e^{s_j - A_N}  (j in N),      d/ds_i = -g e^{-s_i - A_P}  per listing of i in P,
     the first as sign(g) e^{s_j - A_N + log|g|}, so that no product is subnormal.
+
+    With host checks (block_plan, the CPU) the positives are packed into one flat list with per-row
+    offsets, read back once; without (accelerators) they stay in their padded (R, k) rows and go in
+    with a scatter, so nothing is read back.
     """
 
     def __init__(self, s: Tensor, index: Tensor, valid: Tensor, lse_neg: Tensor, lse_pos: Tensor, g: Tensor):
         rows, self.n, self.s, self.dtype = s.shape[0], s.shape[1], s, lse_neg.dtype  # dtype: >= float32
+        self.host_checks = plan_for(s.device).host_checks
         g = g.to(lse_neg.dtype).expand(rows)  # (R,)
         self.shift = g.abs().log() - lse_neg  # (R,)
-        self.sign = None if bool((g > 0).all()) else g.sign()
+        self.sign = None if self.host_checks and bool((g > 0).all()) else g.sign()
         s_pos = torch.gather(s, -1, index).to(lse_pos.dtype)  # (R, k)
         values = -(-s_pos - lse_pos[:, None]).exp() * g[:, None]  # (R, k)
-        self.cells = (index + torch.arange(rows, device=s.device)[:, None] * self.n)[valid]  # row-major
-        self.values = values[valid]
-        self.start = [0, *valid.sum(dim=1).cumsum(0).tolist()]  # row r's positives: [start[r], start[r+1])
+        if self.host_checks:
+            self.cells = (index + torch.arange(rows, device=s.device)[:, None] * self.n)[valid]  # row-major
+            self.values = values[valid]
+            self.start = [0, *valid.sum(dim=1).cumsum(0).tolist()]  # row r's positives: [start[r], start[r+1])
+        else:
+            self.index, self.valid, self.values = index, valid, values.masked_fill(~valid, 0)
 
     def write(self, out: Tensor, r0: int, r1: int) -> Tensor:
         """Fill out (r1 - r0, n) with the gradient of rows r0..r1."""
         _exp_(torch.add(self.s[r0:r1], self.shift[r0:r1, None], out=out))
         if self.sign is not None:
             out.mul_(self.sign[r0:r1, None])
-        lo, hi = self.start[r0], self.start[r1]
-        cells, flat = self.cells[lo:hi] - r0 * self.n, out.view(-1)
-        flat.index_fill_(0, cells, 0)  # a positive has no negative term
-        flat.index_put_((cells,), self.values[lo:hi].to(out.dtype), accumulate=True)  # one term per listing
+        if self.host_checks:
+            lo, hi = self.start[r0], self.start[r1]
+            cells, flat = self.cells[lo:hi] - r0 * self.n, out.view(-1)
+            flat.index_fill_(0, cells, 0)  # a positive has no negative term
+            flat.index_put_((cells,), self.values[lo:hi].to(out.dtype), accumulate=True)  # one term per listing
+            return out
+        index, valid = self.index[r0:r1], self.valid[r0:r1]  # (r, k); a pad's index is 0 (clamped)
+        # a positive has no negative term: multiply it by 0, a pad's cell by 1 (a product of factors, so a
+        # pad sharing its cell with a positive still leaves 0); then add one term per listing (pads add 0)
+        out.scatter_reduce_(1, index, (~valid).to(out.dtype), reduce="prod")
+        out.scatter_add_(1, index, self.values[r0:r1].to(out.dtype))
         return out
 
 
@@ -148,7 +163,7 @@ class _SparseZLPR(torch.autograd.Function):
         s = writer.s
         rows, n = s.shape
         grad = s.new_empty(s.shape)  # (R, n), contiguous: the only full-size tensor of the backward
-        step = max(1, _CHUNK // n)
+        step = max(1, plan_for(s.device).cells // n)
         buf = None if grad.dtype == writer.dtype else s.new_empty(min(rows, step), n, dtype=writer.dtype)
         for r0 in range(0, rows, step):
             r1 = min(rows, r0 + step)

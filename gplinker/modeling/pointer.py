@@ -12,10 +12,11 @@ negative (never -inf, so fp16/bf16 stay finite and the loss never sees inf - inf
 Interface: both heads return a PairScores, the logits (B, H, L, L) plus, for the EGP, the parts they
 are the sum of (EgpParts; egp_logits is that sum). losses.pointer_loss takes the PairScores.
 
-Speed and memory (scripts/bench_heads.py): the EGP logits are written in cache-sized blocks by one
-autograd Function (_PairScores) that keeps only the small parts qk (B, L, L), start/end (B, H, L)
-and the mask; given those parts, losses.pointer_loss back-propagates into them block by block, so
-no (B, H, L, L) tensor other than the logits themselves is ever built.
+Speed and memory (scripts/bench_heads.py): the EGP logits are written in blocks by one autograd
+Function (_PairScores) that keeps only the small parts qk (B, L, L), start/end (B, H, L) and the
+mask; given those parts, losses.pointer_loss back-propagates into them block by block, so no
+(B, H, L, L) tensor other than the logits themselves is ever built. The block size, and whether a
+fast path may be checked by reading values back, come from block_plan.plan_for(device).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from gplinker.modeling.block_plan import plan_for
 
 FillBlock = Callable[[Tensor, slice, slice], object]  # (block, batch slice, head slice) -> writes d loss/d logits
 
@@ -97,10 +100,15 @@ class EgpParts:
     drop: Tensor  # (B, L, L) bool, True = masked cell
 
     def backward_by_blocks(self, fill_block: FillBlock, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-        """Grads w.r.t. (qk, start, end); fill_block(block, bs, hs) writes d loss / d logits[bs, hs] into block."""
-        grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=False)
-        if not all(g.isfinite().all() for g in grads):  # inf * 0 = nan at a masked cell: mask exactly
-            grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=True)
+        """Grads w.r.t. (qk, start, end); fill_block(block, bs, hs) writes d loss / d logits[bs, hs] into block.
+
+        With host checks (CPU) masked cells are zeroed by a multiply, and again exactly when that gave
+        inf * 0 = nan somewhere; without (accelerators) they are zeroed exactly at once.
+        """
+        cells, checks = plan_for(self.drop.device).cells, plan_for(self.drop.device).host_checks
+        grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=not checks, cells=cells)
+        if checks and not all(g.isfinite().all() for g in grads):  # inf * 0 = nan at a masked cell: mask exactly
+            grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=True, cells=cells)
         grad_qk, grad_start, grad_end = grads
         return grad_qk.to(self.qk.dtype), grad_start.to(self.start.dtype), grad_end.to(self.end.dtype)
 
@@ -121,31 +129,28 @@ class PairScores:
     parts: EgpParts | None
 
 
-_CHUNK = 1 << 18  # cells per block (1 MiB of float32): each block's temporaries stay in cache
-
-
-def _blocks(b: int, h: int, l: int) -> list[tuple[slice, slice]]:
-    """(batch slice, head slice) blocks of about _CHUNK cells covering a (b, h, l, l) tensor, in order.
+def _blocks(b: int, h: int, l: int, cells: int) -> list[tuple[slice, slice]]:
+    """(batch slice, head slice) blocks of about `cells` cells covering a (b, h, l, l) tensor, in order.
 
     An empty tensor (no batch row, no head channel or no position) has no blocks.
     """
     if b * h * l == 0:
         return []
-    if h * l * l <= _CHUNK:
-        step = _CHUNK // (h * l * l)
+    if h * l * l <= cells:
+        step = cells // (h * l * l)
         return [(slice(b0, min(b, b0 + step)), slice(0, h)) for b0 in range(0, b, step)]
-    step = max(1, _CHUNK // (l * l))
+    step = max(1, cells // (l * l))
     return [(slice(b0, b0 + 1), slice(h0, min(h, h0 + step))) for b0 in range(b) for h0 in range(0, h, step)]
 
 
 def _reduce_blocks(fill_block: FillBlock, drop: Tensor, shape: torch.Size, dtype: torch.dtype,
-                   exact: bool) -> tuple[Tensor, Tensor, Tensor]:
+                   exact: bool, cells: int) -> tuple[Tensor, Tensor, Tensor]:
     """Sum each filled block, with masked cells zeroed, over heads (-> qk), ends j (-> start), starts i (-> end)."""
     b, h, l = shape
     grad_qk = drop.new_zeros(b, l, l, dtype=dtype)
     grad_start, grad_end = drop.new_empty(b, h, l, dtype=dtype), drop.new_empty(b, h, l, dtype=dtype)
     keep = (~drop).to(dtype)[:, None]  # (B, 1, L, L)
-    blocks = _blocks(b, h, l)
+    blocks = _blocks(b, h, l, cells)
     if not blocks:  # an empty tensor: nothing to reduce
         return grad_qk, grad_start.zero_(), grad_end.zero_()
     bs0, hs0 = blocks[0]  # the first block is the largest
@@ -164,13 +169,13 @@ def _reduce_blocks(fill_block: FillBlock, drop: Tensor, shape: torch.Size, dtype
 
 
 class _PairScores(torch.autograd.Function):
-    """egp_logits(qk, start, end, drop), computed block by block (cache sized) as
+    """egp_logits(qk, start, end, drop), computed block by block (block_plan) as
 
         logits = where(drop, value, qk) + keep * (start_i + end_j),   keep = 1 - drop,  value = mask_value,
 
     i.e. two vectorised passes, exact as long as start and end are finite (else the masked cells are
-    filled again). The backward masks and reduces the incoming gradient block by block, so no masked
-    full-size copy (B, H, L, L) is built.
+    filled again: after a check on the CPU, always on an accelerator). The backward masks and reduces
+    the incoming gradient block by block, so no masked full-size copy (B, H, L, L) is built.
     """
 
     @staticmethod
@@ -183,10 +188,11 @@ class _PairScores(torch.autograd.Function):
         row = start.to(dtype).contiguous()[..., None]  # (B, H, L, 1): contiguous, or the adds crawl
         col = end.to(dtype).contiguous()[:, :, None]  # (B, H, 1, L)
         out = qk.new_empty(b, h, l, l, dtype=dtype)
-        for bs, hs in _blocks(b, h, l):
+        plan = plan_for(qk.device)
+        for bs, hs in _blocks(b, h, l, plan.cells):
             block = torch.add(row[bs, hs], col[bs, hs], out=out[bs, hs])  # (b, h, L, L)
             torch.addcmul(base[bs], block, keep[bs], out=block)
-        if not (row.isfinite().all() and col.isfinite().all()):
+        if not plan.host_checks or not (row.isfinite().all() and col.isfinite().all()):
             out.masked_fill_(drop[:, None], value)
         ctx.parts = EgpParts(qk, start, end, drop)
         return out
