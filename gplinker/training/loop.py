@@ -29,6 +29,7 @@ from gplinker.devices import amp_context, to_device
 from gplinker.errors import GPLinkerError
 
 MAX_BAD_STEPS = 10  # consecutive non-finite losses before training stops
+MAX_OVERFLOW_STEPS = 40  # consecutive fp16 overflows (each halves the loss scale: 2^16 -> 2^-24) before it stops
 
 Evaluate = Callable[[torch.nn.Module], tuple[float, dict[str, Any]]]  # model -> (main score, all scores)
 Indices = Sequence[int] | npt.NDArray[np.int64]  # window indices of one micro-batch
@@ -47,6 +48,7 @@ class LoopState:
     best_step: int = -1
     evals_since_best: int = 0
     bad_steps: int = 0  # non-finite losses in a row
+    overflows: int = 0  # fp16 gradient overflows in a row (GradScaler skips)
     total_steps: int = 0  # steps the LR schedule was built for (0: a checkpoint written before it was saved)
     history: list[dict[str, Any]] = field(default_factory=list)  # one dict per evaluation
 
@@ -65,7 +67,8 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Step:
-    """What one optimizer step did. A skipped step (non-finite loss) changed no weight."""
+    """What one optimizer step did. A skipped step changed no weight: its loss was not finite, or (`overflow`,
+    fp16) the GradScaler found inf/nan gradients at loss scale `overflow` and lowered the scale."""
 
     step: int  # optimizer steps done after it (a skipped step is not counted)
     epoch: int  # the epoch its micro-batches came from
@@ -74,6 +77,7 @@ class Step:
     windows: int  # training windows in its micro-batches, over all ranks
     time: float  # time.perf_counter() when the update was done, before any evaluation
     skipped: bool = False
+    overflow: float | None = None  # with skipped: the loss scale whose gradients overflowed (not a bad loss)
     evaluation: Evaluation | None = None  # set when the model was evaluated after this step
 
 
@@ -159,7 +163,18 @@ def train_steps(model: torch.nn.Module, make_batch: MakeBatch, batch_order: Batc
                 )
             continue
         state.bad_steps = 0
-        apply_update(raw, opt, cfg.max_grad_norm)
+        overflowed_at = apply_update(raw, opt, cfg.max_grad_norm)
+        if overflowed_at is not None:  # fp16 scale calibration: normal at the start, never a bad loss
+            state.overflows += 1
+            yield Step(state.step, epoch, loss, current_lr(opt), windows, time=time.perf_counter(), skipped=True,
+                       overflow=overflowed_at)
+            if state.overflows >= MAX_OVERFLOW_STEPS:
+                raise GPLinkerError(
+                    f"the fp16 gradients overflowed at every loss scale {MAX_OVERFLOW_STEPS} steps in a row (down to "
+                    f"{opt.scaler.get_scale():.3g}) at step {state.step + 1}; use train.amp=bf16 or off, or lower "
+                    "train.lr")
+            continue
+        state.overflows = 0
         state.step += 1
         finished = time.perf_counter()
         last = state.step >= total_steps
@@ -212,15 +227,23 @@ def accumulate_gradients(model: torch.nn.Module, make_batch: MakeBatch, group: l
     return loss_sum
 
 
-def apply_update(model: torch.nn.Module, opt: Optimisation, max_grad_norm: float) -> None:
-    """Clip (when max_grad_norm > 0), step the optimizer through the scaler, advance the schedule, clear grads."""
+def apply_update(model: torch.nn.Module, opt: Optimisation, max_grad_norm: float) -> float | None:
+    """Clip (when max_grad_norm > 0), step the optimizer through the scaler, advance the schedule, clear grads.
+
+    Returns None, or the loss scale at which the GradScaler (fp16) found inf/nan gradients: it then
+    skipped the optimizer step and halved the scale, and the schedule does not advance either.
+    """
     if max_grad_norm > 0:
         opt.scaler.unscale_(opt.optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    scale = opt.scaler.get_scale() if opt.scaler.is_enabled() else None
     opt.scaler.step(opt.optimizer)
     opt.scaler.update()
-    opt.scheduler.step()
+    overflowed = scale is not None and opt.scaler.get_scale() < scale  # update() lowers the scale only then
+    if not overflowed:
+        opt.scheduler.step()
     opt.optimizer.zero_grad(set_to_none=True)
+    return scale if overflowed else None
 
 
 def current_lr(opt: Optimisation) -> float:

@@ -52,6 +52,10 @@ class ProgressReport:
 
     def add(self, step: Step, line: dict[str, Any] | None = None) -> None:
         """Show `step`; `line` is the train log line written for it, if any."""
+        if step.overflow is not None:
+            log.info("step %d: fp16 gradients overflowed at loss scale %g; step skipped, scale halved (normal while "
+                     "the GradScaler calibrates)", step.step + 1, step.overflow)
+            return
         if step.skipped:
             log.warning("step %d: loss is %s; step skipped", step.step + 1, step.loss)
             self.say(f"[yellow]warning: non-finite loss at step {step.step + 1}; step skipped[/]")

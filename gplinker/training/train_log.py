@@ -28,6 +28,8 @@ class TrainLog:
     def add(self, step: Step) -> dict[str, Any] | None:
         """Log `step`; returns the fields of the train line it wrote, if it wrote one."""
         self.windows += step.windows
+        if step.overflow is not None:
+            self.write({"event": "overflow", "step": step.step + 1, "loss_scale": step.overflow})
         if step.skipped:
             return None
         self.losses.append(step.loss)
