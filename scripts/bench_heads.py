@@ -29,6 +29,8 @@ Method.
    kernel updates the high-water mark before every unmap, so short-lived temporaries count.
    An extra row times gplinker under torch.autocast(bf16) (no parity check: bf16 is not 1e-5).
    The forward computes every head's logits first and then the losses, as GPLinkerModel does.
+   With --device cuda everything runs on the GPU: times are taken after torch.cuda.synchronize(), and
+   peak memory is torch.cuda.max_memory_allocated() during the step minus the memory allocated before.
 
 Environment. bert4torch needs torchvision, and PyPI's torchvision does not import beside torch
 2.13.0, so the comparison runs in its own venv (scripts/bench_env.sh makes it):
@@ -42,6 +44,7 @@ This script puts the repo root on sys.path itself, so gplinker need not be insta
 (its heads and loss need only torch). Without bert4torch it says so and times gplinker alone:
 
     python scripts/bench_heads.py --smoke     # tiny shapes, 1 round of 2 steps: CI keeps it alive
+    python scripts/bench_heads.py --device cuda   # on a GPU (scripts/gpu_check.sh runs it)
 """
 
 from __future__ import annotations
@@ -139,14 +142,15 @@ def positives_tensor(cells: set[tuple[int, int, int]], batch: int, channels: int
     return out
 
 
-def make_inputs(shape: Shape, seed: int) -> tuple[Tensor, Tensor, list[set[tuple[int, int, int]]]]:
+def make_inputs(shape: Shape, seed: int, device: torch.device = torch.device("cpu"),
+                ) -> tuple[Tensor, Tensor, list[set[tuple[int, int, int]]]]:
     """Hidden states (B, L, D), mask (B, L) long with token 0 and padding off, gold cells per head."""
     rng = random.Random(seed)
     lengths = [shape.length] + [rng.randint(max(4, shape.length // 4), shape.length) for _ in range(shape.batch - 1)]
     mask = (torch.arange(shape.length)[None, :] < torch.tensor(lengths)[:, None]).long()  # (B, L)
     mask[:, 0] = 0  # [CLS]: see the module docstring
     hidden = torch.randn(shape.batch, shape.length, shape.hidden, generator=torch.Generator().manual_seed(seed))
-    return hidden, mask, gold_cells(shape, lengths, seed)
+    return hidden.to(device), mask.to(device), gold_cells(shape, lengths, seed)
 
 
 # --- the two implementations ----------------------------------------------------------------------
@@ -182,15 +186,15 @@ def bert4torch_heads(ours: nn.ModuleList) -> nn.ModuleList:
     return theirs
 
 
-def build(impl: str, shape: Shape, seed: int):
+def build(impl: str, shape: Shape, seed: int, device: torch.device = torch.device("cpu")):
     """(heads, loss function of (head outputs list, targets list), targets, hidden, mask) for one implementation."""
-    hidden, mask, cells = make_inputs(shape, seed)
+    hidden, mask, cells = make_inputs(shape, seed, device)
     ours = gplinker_heads(shape, seed)
     if impl.startswith("gplinker"):
-        targets = [positives_tensor(c, shape.batch, ch, -1) for c, (ch, _, _) in zip(cells, shape.heads)]
-        return ours, gplinker_loss, targets, hidden, mask
-    targets = [positives_tensor(c, shape.batch, ch, 0) for c, (ch, _, _) in zip(cells, shape.heads)]
-    return bert4torch_heads(ours), bert4torch_loss_fn(), targets, hidden, mask
+        targets = [positives_tensor(c, shape.batch, ch, -1).to(device) for c, (ch, _, _) in zip(cells, shape.heads)]
+        return ours.to(device), gplinker_loss, targets, hidden, mask
+    targets = [positives_tensor(c, shape.batch, ch, 0).to(device) for c, (ch, _, _) in zip(cells, shape.heads)]
+    return bert4torch_heads(ours).to(device), bert4torch_loss_fn(), targets, hidden, mask
 
 
 def gplinker_loss(scores: list[PairScores], targets: list[Tensor]) -> Tensor:
@@ -215,7 +219,7 @@ def step(heads: nn.ModuleList, loss_fn, targets: list[Tensor], hidden: Tensor, m
     hidden.grad = None
     for p in heads.parameters():
         p.grad = None
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(hidden.device.type, dtype=torch.bfloat16, enabled=bf16):
         outputs = [head(hidden, mask) for head in heads]  # every head first, as GPLinkerModel computes them
         loss = loss_fn(outputs, targets)
     loss.backward()
@@ -230,21 +234,21 @@ def logits_of(output: PairScores | Tensor) -> Tensor:
 # --- parity ---------------------------------------------------------------------------------------
 
 
-def check_parity(shape: Shape, seed: int) -> str:
+def check_parity(shape: Shape, seed: int, device: torch.device = torch.device("cpu")) -> str:
     """Assert both implementations agree on unmasked logits, loss and d loss / d hidden (float32)."""
     results = {}
     for impl in IMPLS[:2]:
-        heads, loss_fn, targets, hidden, mask = build(impl, shape, seed)
+        heads, loss_fn, targets, hidden, mask = build(impl, shape, seed, device)
         hidden.requires_grad_(True)
         loss, outputs = step(heads, loss_fn, targets, hidden, mask)
         results[impl] = (loss.detach(), [logits_of(x).detach() for x in outputs], hidden.grad)
     (loss_a, logits_a, grad_a), (loss_b, logits_b, grad_b) = results["gplinker"], results["bert4torch"]
-    _, mask, _ = make_inputs(shape, seed)
+    _, mask, _ = make_inputs(shape, seed, device)
     worst = 0.0
     for (_, _, tril), a, b in zip(shape.heads, logits_a, logits_b):
         valid = mask.bool()[:, None, :, None] & mask.bool()[:, None, None, :]  # (B, 1, L, L)
         if tril:
-            valid = valid & torch.ones(shape.length, shape.length, dtype=torch.bool).triu()
+            valid = valid & torch.ones(shape.length, shape.length, dtype=torch.bool, device=device).triu()
         valid = valid.expand_as(a)
         torch.testing.assert_close(a[valid], b[valid], rtol=1e-5, atol=1e-5)
         assert (a[~valid] <= -1e11).all() and (b[~valid] <= -1e11).all(), "masked cells must be masked on both sides"
@@ -279,11 +283,14 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def worker(impl: str, shape: Shape, warmup: int, repeats: int, seed: int, threads: int) -> dict:
-    """Time `repeats` steps after `warmup`; peak RSS increase per step in bytes (None if unmeasurable)."""
+def worker(impl: str, shape: Shape, warmup: int, repeats: int, seed: int, threads: int,
+           device: torch.device = torch.device("cpu")) -> dict:
+    """Time `repeats` steps after `warmup`; peak memory increase per step in bytes (RSS on the CPU, allocated
+    memory on CUDA; None if unmeasurable)."""
     if threads:
         torch.set_num_threads(threads)
-    heads, loss_fn, targets, hidden, mask = build(impl, shape, seed)
+    cuda = device.type == "cuda"
+    heads, loss_fn, targets, hidden, mask = build(impl, shape, seed, device)
     hidden.requires_grad_(True)
     bf16 = impl.endswith("bf16")
     try:
@@ -299,13 +306,21 @@ def worker(impl: str, shape: Shape, warmup: int, repeats: int, seed: int, thread
         for p in heads.parameters():
             p.grad = None
         gc.collect()
-        trim(0)
-        before = status_kib("VmRSS")
-        can_reset = reset_peak_rss()
+        if cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before, can_reset = torch.cuda.memory_allocated(device), True
+        else:
+            trim(0)
+            before = status_kib("VmRSS") * 1024
+            can_reset = reset_peak_rss()
         start = time.perf_counter()
         loss, outputs = step(heads, loss_fn, targets, hidden, mask, bf16)
+        if cuda:
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
-        peaks.append((status_kib("VmHWM") - before) * 1024 if can_reset else None)
+        peak = torch.cuda.max_memory_allocated(device) if cuda else status_kib("VmHWM") * 1024
+        peaks.append(peak - before if can_reset else None)
         assert torch.isfinite(loss).item() and torch.isfinite(hidden.grad).all().item()
         del loss, outputs
     return {"impl": impl, "shape": shape.name, "times": times, "peaks": peaks, "threads": torch.get_num_threads()}
@@ -316,7 +331,7 @@ def run_worker(impl: str, shape: str, args) -> dict:
     cmd = [
         sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--shapes", shape,
         "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--seed", str(args.seed),
-        "--threads", str(args.threads),
+        "--threads", str(args.threads), "--device", args.device,
     ]
     if args.smoke:
         cmd.append("--smoke")
@@ -338,6 +353,11 @@ def bert4torch_status() -> str | None:
     except Exception as err:  # any import failure (missing torchvision, deps, ...) means: skip it
         return f"{type(err).__name__}: {err}".splitlines()[0]
     return None
+
+
+def gpu_name(device: torch.device) -> str:
+    """The device, with the GPU's name on CUDA."""
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def load_average() -> str:
@@ -390,15 +410,18 @@ def main() -> None:
                              "2-core machine 2 OpenMP threads mostly measure scheduler stalls")
     parser.add_argument("--gplinker-only", action="store_true", help="do not run bert4torch even if importable")
     parser.add_argument("--no-bf16", action="store_true", help="skip the gplinker bf16-autocast row")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    device = torch.device(args.device)
     if args.smoke:  # two fresh workers: most of the time is their `import torch`
         args.rounds, args.warmup, args.repeats, args.no_bf16 = 1, 1, 2, True
     catalogue = SMOKE_SHAPES if args.smoke else SHAPES
     shapes = args.shapes.split(",") if args.shapes else list(catalogue)
 
     if args.worker:
-        print(json.dumps(worker(args.worker, catalogue[shapes[0]], args.warmup, args.repeats, args.seed, args.threads)))
+        print(json.dumps(worker(args.worker, catalogue[shapes[0]], args.warmup, args.repeats, args.seed, args.threads,
+                                device)))
         return
 
     impls = ["gplinker"]
@@ -409,7 +432,7 @@ def main() -> None:
         impls.append("gplinker-bf16")
     if why_not is None:
         for name in shapes:
-            print(check_parity(catalogue[name], args.seed), flush=True)
+            print(check_parity(catalogue[name], args.seed, device), flush=True)
     else:
         print(f"bert4torch not importable ({why_not}): timing gplinker alone. See scripts/bench_env.sh.", flush=True)
 
@@ -425,10 +448,12 @@ def main() -> None:
 
     print(f"\n# bench_heads: {datetime.datetime.now().isoformat(timespec='minutes')} | "
           f"{platform.processor() or platform.machine()} {os.cpu_count()} cpus | python {platform.python_version()} | "
-          f"torch {torch.__version__} | threads {results[0]['threads']} | "
+          f"torch {torch.__version__} | device {gpu_name(device)} | threads {results[0]['threads']} | "
           f"load avg before {load_before}, after {load_average()}")
+    peak = ("torch.cuda.max_memory_allocated - allocated before the step" if device.type == "cuda"
+            else "VmHWM - VmRSS before the step")
     print(f"# {args.rounds} fresh processes x ({args.warmup} warmup + {args.repeats} measured steps) "
-          "per (implementation, shape); peak = VmHWM - VmRSS before the step")
+          f"per (implementation, shape); peak = {peak}")
     print("\n".join(table(results, shapes, impls)))
     print(goal_line(results, shapes) if "bert4torch" in impls else "goal: needs bert4torch (scripts/bench_env.sh)")
 

@@ -18,8 +18,19 @@ def machine() -> str:
         pass
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     thp = os.environ.get("THP_MEM_ALLOC_ENABLE", "unset")
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    gpu = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}), " if torch.cuda.is_available() else ""
+    return (f"{gpu}{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"THP_MEM_ALLOC_ENABLE={thp}, load avg {load}, {datetime.datetime.now():%Y-%m-%d %H:%M}")
+
+
+def add_device_flag(parser) -> None:
+    parser.add_argument("--device", default="cpu", help="torch device to run on (cpu, cuda, cuda:1, ...)")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer read after it measures the work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def add_huge_pages_flag(parser) -> None:

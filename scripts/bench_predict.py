@@ -10,6 +10,9 @@ point is speed and memory, not quality.
    - fixed padding: the baseline: windows in input order, every batch padded to max_length
    - bucketed, onnxruntime: the same model exported with `gplinker export` (CPU speed ratio vs PyTorch)
    Runs alternate between variants; medians. Goal (issue 6): bucketed >= 2x fixed padding.
+   Beside them, the encoder's forward alone over the bucketed predictor's own batches (collated
+   beforehand): bucketed predict windows/s / encoder-alone windows/s is what decoding and batching
+   cost on top of the encoder (issue 17's GPU goal: >= 0.85 with --device cuda).
 2. Peak RSS of a fresh process streaming 1k, 10k and 100k lines of the same mix (0.5% long texts)
    through predict_lines with a tiny model (one subprocess per size). Goal: flat within ±10%.
 
@@ -18,6 +21,7 @@ pages) unless the variable is set or --no-huge-pages is given.
 
     python scripts/bench_predict.py            # full run (several minutes on 2 cores)
     python scripts/bench_predict.py --smoke    # tiny sizes, seconds
+    python scripts/bench_predict.py --device cuda --no-onnx --rss-sizes none   # on a GPU
     # BERT-base sizes:
     python scripts/bench_predict.py --hidden 768 --layers 12 --attention-heads 12 --lines 300 --repeats 1 \\
         --rss-sizes none
@@ -35,11 +39,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
+from bench_machine import (  # scripts/ is on sys.path when a script runs
+    add_device_flag,
+    add_huge_pages_flag,
+    machine,
+    setup_like_cli,
+    synchronize,
+)
 
 SURNAMES = "张王李赵刘陈杨黄周吴徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
@@ -138,10 +149,40 @@ def run_lines(predictor, lines: list[str]) -> tuple[float, list[dict]]:
     from gplinker.commands.predict import predict_lines
 
     records: list[dict] = []
+    synchronize(predictor.device)
     start = time.perf_counter()
     predict_lines(predictor, lines, lambda s: records.append(s))
+    synchronize(predictor.device)
     seconds = time.perf_counter() - start
     return seconds, [json.loads(r) for r in records]
+
+
+def encoder_alone(predictor, lines: list[str]) -> Callable[[], float]:
+    """A timer of the predictor's encoder forward alone over the batches predict would run for `lines`.
+
+    The batches are collated and on the device before the clock starts; each call returns seconds.
+    """
+    from gplinker.data.batching import collate, inference_batches
+    from gplinker.devices import inference_autocast
+
+    windows = predictor.encoder.encode([json.loads(x)["text"] for x in lines])
+    batches = []
+    for indices in inference_batches([len(w) for w in windows], predictor.batch_size):
+        inputs = collate([windows[k] for k in indices], predictor.pad_id)
+        batches.append({k: v.to(predictor.device) for k, v in inputs.items()})
+    encoder = predictor.model.encoder.eval()
+
+    @torch.inference_mode()
+    def run() -> float:
+        synchronize(predictor.device)
+        start = time.perf_counter()
+        for inputs in batches:
+            with inference_autocast(predictor.amp, predictor.device):
+                encoder(**inputs)
+        synchronize(predictor.device)
+        return time.perf_counter() - start
+
+    return run
 
 
 def items(records: list[dict]) -> list[set]:
@@ -187,6 +228,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2, help="layers of the throughput model (12: BERT-base)")
     parser.add_argument("--attention-heads", type=int, default=4,
                         help="attention heads of the throughput model (12: BERT-base)")
+    add_device_flag(parser)
     add_huge_pages_flag(parser)
     parser.add_argument("--rss-child", nargs=3, metavar=("MODEL_DIR", "INPUT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,7 +257,7 @@ def main() -> None:
                 fh.write(line + "\n")
 
         lines = list(mixed_lines(random.Random(3), args.lines, 0.02, long_chars))
-        bucketed = Predictor.from_pretrained(model_dir, device="cpu", runtime="torch")
+        bucketed = Predictor.from_pretrained(model_dir, device=args.device, runtime="torch")
         variants = {
             "bucketed (PyTorch)": bucketed,
             "fixed padding to max_length (PyTorch)": fixed_padding_predictor(bucketed),
@@ -229,10 +271,13 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in variants}
         outputs = {}
         run_lines(bucketed, lines[:50])  # warm-up
+        encoder_run, encoder_times = encoder_alone(bucketed, lines), []
+        encoder_run()  # warm-up
         for _ in range(args.repeats):
             for name, predictor in variants.items():
                 seconds, outputs[name] = run_lines(predictor, lines)
                 times[name].append(seconds)
+            encoder_times.append(encoder_run())
         results = []  # after the timed runs and one at a time, so that nothing competes for the cores
         for n in sizes:
             child = subprocess.run([sys.executable, __file__, "--rss-child", str(tiny_dir), str(rss_file), str(n)],
@@ -242,7 +287,8 @@ def main() -> None:
     chars = sum(len(json.loads(x)["text"]) for x in lines)
     n_long = sum(len(json.loads(x)["text"]) >= long_chars[0] for x in lines)
     print(f"# bench_predict: {machine()}")
-    print(f"# throughput: {len(lines)} lines ({n_long} long, {chars} characters, {windows} windows), scratch NER model "
+    print(f"# throughput on {args.device}: {len(lines)} lines ({n_long} long, {chars} characters, {windows} windows), "
+          "scratch NER model "
           f"hidden {big['hidden']} x {big['layers']} layers, max_length {max_length}, batch 64; "
           f"median of {args.repeats}")
     print("| variant | median s | lines/s | windows/s | speed-up vs fixed padding | items | same items as bucketed |")
@@ -266,6 +312,11 @@ def main() -> None:
     spread = max(r["peak_mb"] for r in results) / results[0]["peak_mb"] - 1 if results else float("nan")
     flat = "not measured (--rss-sizes none)" if not results else \
         f"{'met' if abs(spread) <= 0.10 else 'NOT met'} ({100 * spread:+.1f}%)"
+    alone = statistics.median(encoder_times)
+    share = alone / statistics.median(times["bucketed (PyTorch)"])
+    print(f"encoder forward alone over the same batches ({bucketed.device}): {alone:.2f} s, {windows / alone:.0f} "
+          f"windows/s; bucketed predict / encoder alone (windows/s): {share:.2f} (GPU goal >= 0.85: "
+          f"{'met' if share >= 0.85 else 'NOT met'})")
     print(f"goals: bucketed >= 2x fixed padding: {'met' if ratio >= 2 else 'NOT met'} ({ratio:.2f}x); "
           f"peak RSS flat within 10%: {flat}")
     if "bucketed (onnxruntime)" in times:

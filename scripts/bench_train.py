@@ -9,6 +9,7 @@ Goal (issue 6): full / encoder-only <= 1.10 with a BERT-base-sized encoder (rand
 
     python scripts/bench_train.py                 # BERT-base sizes, B 8, L 128, median of 7 steps
     python scripts/bench_train.py --smoke         # tiny shapes, a few seconds
+    python scripts/bench_train.py --device cuda --amp bf16 --batch 32   # the GPU figure of issue 17
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ import statistics
 import time
 
 import torch
-from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
+from bench_machine import (  # scripts/ is on sys.path when a script runs
+    add_device_flag,
+    add_huge_pages_flag,
+    machine,
+    setup_like_cli,
+    synchronize,
+)
 
 from gplinker.data.batching import collate
 from gplinker.data.encoding import SPECIAL, Window
@@ -53,10 +60,12 @@ def relation_windows(batch: int, length: int, channels: int, vocab: int, seed: i
     return windows
 
 
-def timed(fn) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process, all threads) of one call."""
+def timed(fn, device: torch.device) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads) of one call, its device work included."""
+    synchronize(device)
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
+    synchronize(device)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -68,37 +77,47 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=7, help="timed steps of each kind (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny encoder and shapes, 2 steps: checks the script runs")
+    parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="autocast of both steps")
+    add_device_flag(parser)
     add_huge_pages_flag(parser)
     args = parser.parse_args()
     setup_like_cli(args)
+    device = torch.device(args.device)
     sizes = BASE
     if args.smoke:
         sizes, args.batch, args.length, args.predicates, args.steps, args.warmup = TINY, 2, 16, 4, 2, 1
 
     from transformers import BertConfig, BertModel
 
+    from gplinker.devices import amp_context, to_device
+
     torch.manual_seed(0)
     config = BertConfig(**sizes, max_position_embeddings=512)
     task = RelationTask(Schema(task="relation", predicates=[f"p{k}" for k in range(args.predicates)]))
-    model = GPLinkerModel(BertModel(config, add_pooling_layer=False), task.heads(), "egp", 64).train()
+    model = GPLinkerModel(BertModel(config, add_pooling_layer=False), task.heads(), "egp", 64).to(device).train()
     windows = relation_windows(args.batch, args.length, args.predicates, sizes["vocab_size"])
     channels = {h.name: h.channels for h in task.heads()}
     full_opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     encoder_opt = torch.optim.AdamW(model.encoder.parameters(), lr=1e-5)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
 
     def full_step() -> None:
-        batch = collate(windows, 0, channels)  # sparse targets built per batch, as in training
-        loss = model(**batch).loss
-        loss.backward()
-        full_opt.step()
+        batch = to_device(collate(windows, 0, channels), device)  # sparse targets built per batch, as in training
+        with amp_context(args.amp, device):
+            loss = model(**batch).loss
+        scaler.scale(loss).backward()
+        scaler.step(full_opt)
+        scaler.update()
         full_opt.zero_grad(set_to_none=True)
 
     def encoder_step() -> None:
-        batch = collate(windows, 0)
-        hidden = model.encoder(**batch).last_hidden_state  # (B, L, D)
-        loss = hidden.float().pow(2).mean()
-        loss.backward()
-        encoder_opt.step()
+        batch = to_device(collate(windows, 0), device)
+        with amp_context(args.amp, device):
+            hidden = model.encoder(**batch).last_hidden_state  # (B, L, D)
+            loss = hidden.float().pow(2).mean()
+        scaler.scale(loss).backward()
+        scaler.step(encoder_opt)
+        scaler.update()
         encoder_opt.zero_grad(set_to_none=True)
 
     for _ in range(args.warmup):
@@ -106,15 +125,15 @@ def main() -> None:
         encoder_step()
     full, encoder = [], []  # (wall, cpu) per step; the two kinds alternate
     for _ in range(args.steps):
-        full.append(timed(full_step))
-        encoder.append(timed(encoder_step))
+        full.append(timed(full_step, device))
+        encoder.append(timed(encoder_step, device))
 
     params = sum(p.numel() for p in model.encoder.parameters()) / 1e6
     head_params = sum(p.numel() for p in model.heads.parameters()) / 1e6
     print(f"# bench_train: {machine()}")
     print(f"# encoder {sizes['num_hidden_layers']} layers, hidden {sizes['hidden_size']} "
           f"({params:.1f}M params, random); heads {head_params:.2f}M params; B {args.batch}, L {args.length}, "
-          f"{args.predicates} predicates; "
+          f"{args.predicates} predicates; device {device}, amp {args.amp}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
     print("| step | wall median s | wall min s | wall max s | CPU median s | ratio (wall) | ratio (CPU) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
