@@ -33,6 +33,9 @@ class Task(Protocol):
     def heads(self) -> list[HeadSpec]:
         """The pointer heads this task needs."""
 
+    def channel_labels(self) -> dict[str, list[str]]:
+        """Per head (in `heads()` order), the label of each channel: what `gplinker tune` and `--init-from` match."""
+
     def gold(self, example: Example) -> Sequence[Any]:
         """The gold items of an example (what decoding should give back)."""
 

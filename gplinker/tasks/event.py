@@ -67,6 +67,11 @@ class EventTask:
             HeadSpec(self.TAIL_LINKS, 1, rope=False, tril_mask=True, span_head=False),
         ]
 
+    def channel_labels(self) -> dict[str, list[str]]:
+        """"event type/role" for each argument channel; the one channel of each link head is "link"."""
+        return {self.ARGUMENTS: [f"{t}::{r}" for t, r in self.labels], self.HEAD_LINKS: ["link"],
+                self.TAIL_LINKS: ["link"]}
+
     def gold(self, example: Example) -> list[Event]:
         return list(example.events)
 

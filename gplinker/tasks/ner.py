@@ -35,6 +35,10 @@ class NerTask:
     def heads(self) -> list[HeadSpec]:
         return [HeadSpec(self.HEAD, len(self.types), rope=True, tril_mask=True)]
 
+    def channel_labels(self) -> dict[str, list[str]]:
+        """The entity type of each channel."""
+        return {self.HEAD: list(self.types)}
+
     def label_of(self, span: Span) -> str:
         """Per-label tables group spans by entity type."""
         return span.label

@@ -80,6 +80,11 @@ class RelationTask:
             HeadSpec(self.TAILS, n, rope=False, tril_mask=False, span_head=False),
         ]
 
+    def channel_labels(self) -> dict[str, list[str]]:
+        """subject and object for the entity head; "predicate@slot" for each channel of the link heads."""
+        links = [f"{p}@{s}" for p, s in self.channels]
+        return {self.ENTITIES: ["subject", "object"], self.HEADS: links, self.TAILS: list(links)}
+
     def label_of(self, relation: Relation) -> str:
         """Per-label tables group relations by predicate."""
         return relation.predicate
