@@ -79,6 +79,10 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in train.output_dir"),
     overwrite: bool = typer.Option(False, "--overwrite", help="discard checkpoints already in train.output_dir"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
+    init_from: Path | None = typer.Option(None, "--init-from", metavar="MODEL_DIR",
+                                          help="start from a trained model dir: its encoder and tokenizer, and the "
+                                          "head channels of every label it shares with the new schema (new labels "
+                                          "start fresh; the config's encoder settings must match the dir's)"),
 ) -> None:
     """Train a model as CONFIG says; best/ and last/ model dirs land in train.output_dir."""
     from gplinker.commands.train import train as run_train
@@ -86,7 +90,7 @@ def train(
 
     try:
         cfg = load_config(config, set_ + (["data.skip_invalid=true"] if skip_invalid else []))
-        result = run_train(cfg, resume=resume, overwrite=overwrite, console=console)
+        result = run_train(cfg, resume=resume, overwrite=overwrite, console=console, init_from=init_from)
     except GPLinkerError as exc:
         fail(exc)
     from gplinker import distributed

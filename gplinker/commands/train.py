@@ -19,6 +19,7 @@ from torch import nn
 
 from gplinker import distributed as dist
 from gplinker.commands.training_data import TrainingData
+from gplinker.commands.warm_start import warm_start
 from gplinker.config import Config, to_dict
 from gplinker.console import make_progress, say
 from gplinker.data.batching import train_batches
@@ -79,10 +80,15 @@ def build_model(cfg: Config, task: Task, char_counts: Mapping[str, int]) -> tupl
         encoder = scratch_encoder(cfg.model.scratch, len(tokenizer))
     else:
         encoder, tokenizer = pretrained_encoder(cfg.model.encoder, cfg.model.trust_remote_code)
+    check_positions(cfg, encoder)
+    return GPLinkerModel(encoder, task.heads(), cfg.model.head, cfg.model.head_size), tokenizer
+
+
+def check_positions(cfg: Config, encoder: Any) -> None:
+    """ConfigError when data.max_length is more than the encoder's positions."""
     max_pos = position_limit(encoder)
     if max_pos is not None and isinstance(cfg.data.max_length, int) and cfg.data.max_length > max_pos:
         raise ConfigError(f"data.max_length {cfg.data.max_length} exceeds the encoder's {max_pos} positions")
-    return GPLinkerModel(encoder, task.heads(), cfg.model.head, cfg.model.head_size), tokenizer
 
 
 def position_limit(encoder: Any) -> int | None:
@@ -113,10 +119,17 @@ def no_checkpoint_message(out: Path) -> str:
     return f"--resume: no checkpoint found in {out}; {advice}"
 
 
-def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: Console | None = None) -> TrainReport:
-    """Run a whole training as the config says; writes best/, last/ and checkpoints to train.output_dir."""
+def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: Console | None = None,
+          init_from: str | Path | None = None) -> TrainReport:
+    """Run a whole training as the config says; writes best/, last/ and checkpoints to train.output_dir.
+
+    `init_from`: a model dir whose encoder, tokenizer and matching head channels the run starts from
+    (commands/warm_start.py).
+    """
     if not cfg.data.train:
         raise ConfigError("data.train is not set (set it in the config or with --set data.train=FILE)")
+    if init_from is not None and resume:
+        raise ConfigError("--init-from starts a new run from a model dir, --resume continues a run: pass one of them")
     dist.setup(cfg.train.device)
     console = console if dist.is_main() else None  # under torchrun only rank 0 talks
     out = Path(cfg.train.output_dir)
@@ -164,7 +177,12 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
     else:
         schema = load_schema(cfg, corpus, fmt)
         task = build_task(cfg.task, schema, cfg.model.decode)
-        model, tokenizer = build_model(cfg, task, corpus.char_counts() if cfg.model.encoder == "scratch" else {})
+        if init_from is not None:
+            model, tokenizer, warm = warm_start(cfg, task, init_from)
+            check_positions(cfg, model.encoder)
+            say(console, warm.summary())
+        else:
+            model, tokenizer = build_model(cfg, task, corpus.char_counts() if cfg.model.encoder == "scratch" else {})
         max_length = resolve_max_length(cfg, data, corpus, corpus_key, tokenizer, position_limit(model.encoder),
                                         console)
     cfg = replace(cfg, data=replace(cfg.data, max_length=max_length))
