@@ -334,15 +334,16 @@ def check(
                       f"{', char level' if settings.char_level else ''}")
             task, format, tok, loaded_schema = settings.task, settings.format, settings.tokenizer, settings.schema
             max_length, stride, char_level = settings.max_length, settings.stride, settings.char_level
-            decode = settings.decode
+            decode, event = settings.decode, (settings.require_trigger, settings.min_arguments)
         else:
-            decode = "nested"
+            decode, event = "nested", (True, 2)
             if not data:
                 raise GPLinkerError("give a data file, or --config CONFIG to check its data.train and data.dev")
             files = list(data)
             tok, loaded_schema = load_check_inputs(task, tokenizer, schema)
         reports = [(path, check_data(str(path), task, format, tok, max_length, stride, skip_invalid=not strict,
-                                     schema=loaded_schema, char_level=char_level, decode=decode)) for path in files]
+                                     schema=loaded_schema, char_level=char_level, decode=decode,
+                                     require_trigger=event[0], min_arguments=event[1])) for path in files]
     except GPLinkerError as exc:
         fail(exc)
     for path, report in reports:

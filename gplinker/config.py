@@ -68,6 +68,17 @@ class ScratchConfig:
 
 
 @dataclass
+class EventConfig:
+    """`model.event:` which maximal cliques of linked arguments are events (event task only)."""
+
+    require_trigger: bool = opt(True, "an event needs a trigger (the reference decoder); false: a clique of at least "
+                                "min_arguments arguments is an event without one too, and gold events without a "
+                                "trigger are learned")
+    min_arguments: int = opt(2, "with require_trigger false: the fewest arguments (trigger not counted) of an event "
+                             "without a trigger (>= 1)")
+
+
+@dataclass
 class ModelConfig:
     """`model:` the encoder and the pointer heads."""
 
@@ -83,6 +94,7 @@ class ModelConfig:
                       "spans only the highest-scoring, greedily; recorded with the model, so eval/predict use it)")
     trust_remote_code: bool = opt(False, "allow a model dir from elsewhere to run its own code (off by default)")
     scratch: ScratchConfig = field(default_factory=ScratchConfig, metadata={"help": "sizes of the scratch encoder"})
+    event: EventConfig = field(default_factory=EventConfig, metadata={"help": "event decoding: triggers"})
 
 
 @dataclass

@@ -339,7 +339,8 @@ def event_scores(texts: Sequence[str], gold: Sequence[Sequence[Event]], pred: Se
 def _event_key(text: str, event: Event) -> EventKey:
     # Strict event: (type, {(role, text, start)}) with the trigger as one of the roles, as in
     # GPLinker's DuEE evaluation. Every predicted event counts in the denominator; GPLinker's
-    # script skips predicted events without a trigger, which its decoder never emits anyway.
+    # script skips predicted events without a trigger, which its decoder never emits (ours does
+    # with model.event.require_trigger false, and they count like any other).
     return event.type, frozenset((a.label, a.text_in(text), a.start) for a in event.arguments)
 
 

@@ -88,7 +88,9 @@ class Predictor:
         tokenizer = load_tokenizer(str(model_dir), model_type, trust_remote_code)
         if model is not None:
             check_vocab_fits(tokenizer, model.encoder, str(model_dir))
-        task = build_task(section["task"], Schema.from_dict(section["schema"]), section.get("decode", "nested"))
+        event = section.get("event", {})  # missing before model.event: triggers required, as then
+        task = build_task(section["task"], Schema.from_dict(section["schema"]), section.get("decode", "nested"),
+                          bool(event.get("require_trigger", True)), event.get("min_arguments", 2))
         limits = section.get("limits", {})
         window, stride = inference_windows(section, tokenizer, max_length)
         tuned = model_thresholds(section, str(model_dir / "config.json"))  # checked even when overridden

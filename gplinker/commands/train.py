@@ -104,6 +104,8 @@ def model_section(cfg: Config, schema: Schema, fmt: str) -> dict[str, Any]:
         "task": cfg.task, "schema": schema.to_dict(), "format": fmt,
         "max_length": cfg.data.max_length, "stride": cfg.data.stride, "threshold": cfg.model.threshold,
         "char_level": cfg.data.char_level, "decode": cfg.model.decode,
+        **({"event": {"require_trigger": cfg.model.event.require_trigger,
+                      "min_arguments": cfg.model.event.min_arguments}} if cfg.task == "event" else {}),
         "train_config": to_dict(cfg), "gplinker_version": package_version(),
     }
 
@@ -171,12 +173,14 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
                               "A resumed run keeps the schedule it started with: set these back, or start a new "
                               "run (--overwrite, or another train.output_dir)")
         schema = Schema.from_dict(saved["schema"])
-        task = build_task(cfg.task, schema, cfg.model.decode)
+        task = build_task(cfg.task, schema, cfg.model.decode, cfg.model.event.require_trigger,
+                          cfg.model.event.min_arguments)
         tokenizer = load_tokenizer(str(resume_from), model.model_type, cfg.model.trust_remote_code)
         max_length = int(saved["max_length"])  # a resumed run keeps the windows it started with
     else:
         schema = load_schema(cfg, corpus, fmt)
-        task = build_task(cfg.task, schema, cfg.model.decode)
+        task = build_task(cfg.task, schema, cfg.model.decode, cfg.model.event.require_trigger,
+                          cfg.model.event.min_arguments)
         if init_from is not None:
             model, tokenizer, warm = warm_start(cfg, task, init_from)
             check_positions(cfg, model.encoder)

@@ -13,7 +13,10 @@ tokens, relative position carries no signal there).
 Decoding: the arguments are the cells above the threshold; two arguments of one event type are
 linked iff both their head pair and their tail pair are above the threshold; each maximal clique
 of that graph that holds a trigger is an event (`event_assembly.scored_events`). An event's score is
-the lowest logit among its arguments.
+the lowest logit among its arguments. With `require_trigger=False` (model.event.require_trigger), a
+maximal clique without a trigger is an event too when it holds at least `min_arguments` arguments
+(PaddleNLP #8951: events whose text names no trigger); gold events without a trigger are learned
+like the others (their arguments and links are targets either way).
 """
 
 from __future__ import annotations
@@ -53,8 +56,11 @@ class EventTask:
     ARGUMENTS, HEAD_LINKS, TAIL_LINKS = "arguments", "head_links", "tail_links"
 
     def __init__(self, schema: Schema, max_arguments_per_type: int = MAX_ARGUMENTS_PER_TYPE,
-                 max_events: int = MAX_EVENTS, max_frames: int = MAX_FRAMES):
+                 max_events: int = MAX_EVENTS, max_frames: int = MAX_FRAMES, require_trigger: bool = True,
+                 min_arguments: int = 2):
         self.schema = schema
+        # None: every event holds a trigger; else the fewest arguments of an event without one
+        self.triggerless_min = None if require_trigger else min_arguments
         self.labels = list(schema.event_roles)  # channel c of the argument head <-> (event type, role)
         self.label_index = {label: c for c, label in enumerate(self.labels)}
         self.max_arguments_per_type = max_arguments_per_type
@@ -98,7 +104,8 @@ class EventTask:
         return {self.ARGUMENTS: sorted(arguments), self.HEAD_LINKS: sorted(heads), self.TAIL_LINKS: sorted(tails)}
 
     def decode(self, window: Window, cells: ScoredCells) -> Prediction:
-        """Events (maximal cliques with a trigger) of one window, each scored by its lowest argument logit.
+        """Events (maximal cliques with a trigger, or without one as the module docstring says) of one window,
+        each scored by its lowest argument logit.
 
         At most `max_events`, from at most `max_frames` search frames, those of the strongest
         triggers first (top_arguments' order). Arguments on special tokens never count. Besides the
@@ -116,7 +123,7 @@ class EventTask:
             return (min(h1, h2), max(h1, h2)) in heads and (min(t1, t2), max(t1, t2)) in tails
 
         return scored_events(keys, [items[k][1] for k in keys], linked, limit=self.max_events,
-                             budget=self.max_frames)
+                             budget=self.max_frames, triggerless_min=self.triggerless_min)
 
     def top_arguments(self, window: Window, cells: Iterable[tuple[int, int, int, float]]
                       ) -> dict[tuple[str, Span], tuple[tuple[int, int], float]]:
