@@ -37,7 +37,8 @@ class DataConfig:
 
     train: str | None = opt(None, "training JSONL file")
     dev: str | None = opt(None, "dev JSONL file, evaluated during training (best checkpoint by its main score)")
-    format: str = opt("auto", "input format: cluener | spans | duie2 | duie1 | duee | auto (guess from the first line)")
+    format: str = opt("auto", "input format: cluener | spans | duie2 | duie1 | duee | casrel | tplinker | auto (guess "
+                      "from the first line)")
     schema: str | None = opt(None, "label schema file (duie_schema.json, all_50_schemas, duee_event_schema.json); "
                              "default: labels found in the training data")
     max_length: int | str = opt(128, "tokens per window, special tokens included; longer texts use sliding "

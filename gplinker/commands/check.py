@@ -10,7 +10,7 @@ from typing import Any
 from gplinker.config import Config
 from gplinker.data.encoding import SPECIAL, WindowEncoder, auto_max_length, special_tokens_around, token_counts
 from gplinker.data.formats import ReadReport
-from gplinker.data.reading import read_examples, resolve_format
+from gplinker.data.reading import PLAIN_OBJECTS, read_examples, resolve_format
 from gplinker.data.schema import (
     Schema,
     SchemaGaps,
@@ -68,7 +68,8 @@ def check_data(path: str, task_name: str, fmt: str = "auto", tokenizer: Any = No
 
     fmt = resolve_format(path, fmt, task_name)
     examples, report = read_examples(path, fmt, task_name, skip_invalid)
-    schema = schema or schema_from_examples(task_name, examples, relation_format="duie1" if fmt == "duie1" else "duie2")
+    style = "duie1" if fmt in PLAIN_OBJECTS else "duie2"
+    schema = schema or schema_from_examples(task_name, examples, relation_format=style)
     task = build_task(task_name, schema, decode, require_trigger, min_arguments)
     gaps = schema_gaps(schema, examples)
     tokenizer = tokenizer or scratch_tokenizer(e.text for e in examples)

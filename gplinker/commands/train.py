@@ -26,7 +26,7 @@ from gplinker.data.batching import train_batches
 from gplinker.data.corpus import Corpus
 from gplinker.data.examples import Example
 from gplinker.data.formats import ReadReport
-from gplinker.data.reading import read_examples, resolve_format
+from gplinker.data.reading import PLAIN_OBJECTS, read_examples, resolve_format
 from gplinker.data.schema import (
     Schema,
     SchemaGaps,
@@ -68,7 +68,8 @@ def load_schema(cfg: Config, corpus: Corpus, fmt: str) -> Schema:
         if cfg.task not in loaders:
             raise ConfigError("data.schema is used by the relation and event tasks; NER takes its types from the data")
         return loaders[cfg.task](cfg.data.schema)
-    return schema_from_examples(cfg.task, corpus.examples(), relation_format="duie1" if fmt == "duie1" else "duie2")
+    style = "duie1" if fmt in PLAIN_OBJECTS else "duie2"  # the records' object style
+    return schema_from_examples(cfg.task, corpus.examples(), relation_format=style)
 
 
 def build_model(cfg: Config, task: Task, char_counts: Mapping[str, int]) -> tuple[GPLinkerModel, Any]:
