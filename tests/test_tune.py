@@ -181,3 +181,27 @@ def test_pipeline_and_so_serve_decode_with_the_tuned_thresholds(tmp_path):
     assert record["entities"] and {e["type"] for e in record["entities"]} == {"org"}
     overridden = Pipeline.from_pretrained(model_dir, device="cpu", threshold=1e9)(NER_SENTENCES[0][0])
     assert overridden["entities"] == []
+
+
+RELATION_DEV = [{"text": "张伟在北京大学读书。", "spo_list": [
+    {"subject": "张伟", "subject_type": "人物", "predicate": "毕业院校", "object": {"@value": "北京大学"},
+     "object_type": {"@value": "学校"}}]},
+    {"text": "马超住在成都。", "spo_list": [
+        {"subject": "马超", "subject_type": "人物", "predicate": "出生地", "object": {"@value": "成都"},
+         "object_type": {"@value": "地点"}}]}]
+EVENT_DEV = [{"id": "e1", "text": "李娜去了上海。", "event_list": [
+    {"event_type": "出行", "trigger": "去", "trigger_start_index": 2, "arguments": [
+        {"role": "出行者", "argument": "李娜", "argument_start_index": 0},
+        {"role": "目的地", "argument": "上海", "argument_start_index": 4}]}]}]
+
+
+@pytest.mark.parametrize(("task", "rows"), [("relation", RELATION_DEV), ("event", EVENT_DEV)])
+def test_tuning_the_link_heads_of_relations_and_events_gives_what_eval_then_scores(tmp_path, task, rows):
+    from gplinker.commands.tune import tune_dir
+
+    model_dir = random_model_dir(tmp_path / "m", task)
+    dev = write_jsonl(tmp_path / "dev.jsonl", rows)
+    result = tune_dir(model_dir, dev, device="cpu")
+    assert set(result.thresholds) == {h for h in result.labels} and len(result.labels) == 3
+    assert result.after >= result.before
+    assert eval_main(model_dir, dev, tmp_path) == pytest.approx(result.after)

@@ -13,7 +13,7 @@ higher, so the dev score after the sweep is never below the one before it.
 
 Time is bounded: the model runs once, over every window, keeping the cells above the lowest
 threshold tried (`Predictor.window_cells`); each trial then filters those cells, decodes only the
-windows holding a cell of channel c, and scores the dev set: at most channels × (len(GRID) + 1)
+windows holding a cell of channel c, and scores the dev set: at most 1 + channels × len(GRID)
 scorings, no forward pass. A trial equals what `predict` decodes at those thresholds unless a
 window has more than predict.MAX_CELLS cells of one head above the lowest threshold (then
 `cells_above` keeps only its strongest cells, in search and in predict alike, ranked by margin).
