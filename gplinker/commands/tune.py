@@ -87,9 +87,14 @@ def search_thresholds(task: Task, windows: Sequence[Window], cells: Sequence[Sco
     merged = [task.merge([per_window[k] for k in ks]) for ks in of_example]
     best = before = task.score(examples, merged).main
     trials = 1
+    holding: dict[tuple[str, int], list[int]] = {}  # (head, channel) -> the windows with a cell of it, in order
+    for k, window_cells in enumerate(cells):
+        for head, found in window_cells.items():
+            for channel in sorted({cell[0] for cell in found}):
+                holding.setdefault((head, channel), []).append(k)
     for head, labels in task.channel_labels().items():
         for channel in range(len(labels)):
-            affected = [k for k, c in enumerate(cells) if any(cell[0] == channel for cell in c.get(head, []))]
+            affected = holding.get((head, channel), [])
             if not affected:
                 continue  # no cell of this channel above any threshold tried: every value decodes the same
             current = t[head][channel]
