@@ -162,7 +162,8 @@ def tune(
 ) -> None:
     """Search a decoding threshold per head channel on dev data (a fixed grid) and write it into the model dir.
 
-    predict, eval and serve then decode with them; their --threshold still overrides every channel.
+    predict, eval and serve then decode with them; --threshold on eval and predict still sets one
+    threshold for every channel.
     Prints the dev score before and after (the search only keeps a change that raises it).
     """
     from rich.table import Table
