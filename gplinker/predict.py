@@ -274,6 +274,7 @@ def cells_above(logits: dict[str, torch.Tensor], threshold: Thresholds, batch_si
     tensor proportional to the cells above. (One `(x > t).nonzero()` builds (N, 4) int64 indices,
     N half of B×C×L×L for an untrained model: 1.6 GB at B 64, C 96, L 128.) Either model, trained
     or not, costs a handful of whole-batch ops (many small ops are slow on a busy machine).
+    Distinct per-channel thresholds add one tensor, the float32 margins (4 × B×C×L×L bytes).
     """
     if max_cells < 1:
         raise ValueError(f"max_cells must be >= 1, got {max_cells}")
