@@ -205,3 +205,29 @@ def test_tuning_the_link_heads_of_relations_and_events_gives_what_eval_then_scor
     assert set(result.thresholds) == {h for h in result.labels} and len(result.labels) == 3
     assert result.after >= result.before
     assert eval_main(model_dir, dev, tmp_path) == pytest.approx(result.after)
+
+
+def test_each_tasks_score_counts_sum_to_its_headline_score():
+    from gplinker.data.reading import parser_for
+    from gplinker.metrics import PRF
+    from gplinker.tasks import build_task
+    from tests.scratch_models import SCHEMAS
+
+    ner = [parser_for("spans")(spans_record(t, e)) for t, e in NER_SENTENCES]
+    relation = [parser_for("duie2")(r) for r in RELATION_DEV]
+    event = [parser_for("duee")(r) for r in EVENT_DEV]
+    for name, examples in (("ner", ner), ("relation", relation), ("event", event)):
+        task = build_task(name, SCHEMAS[name])
+        gold = [dict.fromkeys(task.gold(e), 1.0) for e in examples]
+        # predictions: every second example loses its first gold item, and the first takes a wrong one
+        wrong = dict.fromkeys(task.gold(examples[-1]), 1.0)
+        predictions = [dict(list(g.items())[k % 2 :]) for k, g in enumerate(gold)]
+        predictions[0] = {**predictions[0], **wrong}
+        if name == "event":  # one example: predict its event with one argument cut to its first character
+            (gold_event,) = task.gold(examples[0])
+            a = max(gold_event.arguments, key=lambda s: s.end - s.start)
+            cut = type(a)(a.start, a.start + 1, a.label)
+            predictions = [{type(gold_event)(gold_event.type, gold_event.arguments - {a} | {cut}): 1.0}]
+        expected = task.score(examples, predictions).main
+        assert 0 < expected < 1
+        assert sum((task.score_counts(e, p) for e, p in zip(examples, predictions)), PRF()).f1 == expected

@@ -8,13 +8,15 @@ little above or below it. The search (`search_thresholds`) is coordinate ascent,
         t[c] <- the value of GRID ∪ {t[c]} with the highest dev score, others held; ties keep t[c]
 
 The score is the task's headline (`Task.score(...).main`: strict span F1, strict triple F1,
-DuEE F1), the one `gplinker eval` prints. A value replaces t[c] only when it scores strictly
+DuEE F1), the one `gplinker eval` prints, computed as the F1 of the per-example counts
+`Task.score_counts` summed in example order. A value replaces t[c] only when it scores strictly
 higher, so the dev score after the sweep is never below the one before it.
 
 Time is bounded: the model runs once, over every window, keeping the cells above the lowest
 threshold tried (`Predictor.window_cells`); each trial then filters those cells, decodes only the
-windows holding a cell of channel c, and scores the dev set: at most 1 + channels × len(GRID)
-scorings, no forward pass. A trial equals what `predict` decodes at those thresholds unless a
+windows holding a cell of channel c, recounts only their examples and sums the counts: at most
+1 + channels × len(GRID) trials, no forward pass, each costing the decoding of the windows it
+changes plus one sum over the dev examples. A trial equals what `predict` decodes at those thresholds unless a
 window has more than predict.MAX_CELLS cells of one head above the lowest threshold (then
 `cells_above` keeps only its strongest cells, in search and in predict alike, ranked by margin).
 """
@@ -30,6 +32,7 @@ from gplinker.data.encoding import Window
 from gplinker.data.examples import Example
 from gplinker.data.reading import read_examples
 from gplinker.errors import GPLinkerError
+from gplinker.metrics import PRF
 from gplinker.predict import Predictor, Thresholds
 from gplinker.tasks.base import Prediction, ScoredCells, Task
 
@@ -85,7 +88,8 @@ def search_thresholds(task: Task, windows: Sequence[Window], cells: Sequence[Sco
         of_example[window.example_index].append(k)
     per_window = [task.decode(w, kept_cells(c, t)) for w, c in zip(windows, cells)]
     merged = [task.merge([per_window[k] for k in ks]) for ks in of_example]
-    best = before = task.score(examples, merged).main
+    counts = [task.score_counts(e, p) for e, p in zip(examples, merged)]
+    best = before = sum(counts, PRF()).f1
     trials = 1
     holding: dict[tuple[str, int], list[int]] = {}  # (head, channel) -> the windows with a cell of it, in order
     for k, window_cells in enumerate(cells):
@@ -98,23 +102,24 @@ def search_thresholds(task: Task, windows: Sequence[Window], cells: Sequence[Sco
             if not affected:
                 continue  # no cell of this channel above any threshold tried: every value decodes the same
             current = t[head][channel]
-            chosen: tuple[float, dict[int, Prediction], list[Prediction]] | None = None
+            touched = sorted({windows[k].example_index for k in affected})
+            chosen: tuple[float, dict[int, Prediction], dict[int, Prediction], dict[int, PRF]] | None = None
             for value in sorted(set(grid) - {current}):
                 t[head][channel] = value
                 trial = {k: task.decode(windows[k], kept_cells(cells[k], t)) for k in affected}
-                trial_merged = list(merged)
-                for e in {windows[k].example_index for k in affected}:
-                    trial_merged[e] = task.merge([trial.get(k, per_window[k]) for k in of_example[e]])
-                score = task.score(examples, trial_merged).main
+                trial_merged = {e: task.merge([trial.get(k, per_window[k]) for k in of_example[e]]) for e in touched}
+                trial_counts = {e: task.score_counts(examples[e], p) for e, p in trial_merged.items()}
+                score = sum((trial_counts.get(e, c) for e, c in enumerate(counts)), PRF()).f1  # example order
                 trials += 1
                 if score > best:
-                    best, chosen = score, (value, trial, trial_merged)
+                    best, chosen = score, (value, trial, trial_merged, trial_counts)
             t[head][channel] = current
             if chosen is not None:
                 t[head][channel] = chosen[0]
                 for k, prediction in chosen[1].items():
                     per_window[k] = prediction
-                merged = chosen[2]
+                for e, prediction in chosen[2].items():
+                    merged[e], counts[e] = prediction, chosen[3][e]
     return TuneResult(before=before, after=best, thresholds=t, start={h: list(v) for h, v in start.items()},
                       labels=task.channel_labels(), examples=len(examples), trials=trials,
                       grid=sorted(set(grid)))

@@ -30,7 +30,7 @@ from gplinker.data.encoding import Window
 from gplinker.data.examples import TRIGGER_ROLE, Event, Example, Span
 from gplinker.data.schema import Schema
 from gplinker.head_spec import HeadSpec
-from gplinker.metrics import Scores, event_scores
+from gplinker.metrics import PRF, Scores, duee_official, event_scores
 from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells
 from gplinker.tasks.event_assembly import drop_strict_subsets, scored_events
@@ -167,6 +167,10 @@ class EventTask:
 
     def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
         return event_scores([e.text for e in examples], [e.events for e in examples], [list(p) for p in predictions])
+
+    def score_counts(self, example: Example, prediction: Prediction) -> PRF:
+        """The official DuEE argument counts of one example (event_scores' main; char-level, so `tp` is a float)."""
+        return duee_official([example.text], [example.events], [list(prediction)])
 
     def item_record(self, text: str, event: Event) -> dict[str, Any]:
         arguments = sorted(event.arguments, key=lambda s: (s.start, s.end, s.label))
