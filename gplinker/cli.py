@@ -182,7 +182,7 @@ def tune(
     for head, label, old, new in changed:
         table.add_row(head, label, f"{old:g}", f"{new:g}")
     console.print(table)
-    console.print(f"dev score on {data} ({result.examples} examples, {result.trials} scorings): "
+    console.print(f"dev score on {data} ({result.examples} examples, {result.trials} trials): "
                   f"{100 * result.before:.2f} before, {100 * result.after:.2f} after")
     console.print("dry run: the model dir is unchanged" if dry_run
                   else f"thresholds written to {model_dir / 'config.json'}")

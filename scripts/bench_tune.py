@@ -41,7 +41,7 @@ def main() -> None:
     t2 = time.perf_counter()
     print(f"{args.model_dir} on {args.dev}: {len(examples)} examples, {len(windows)} windows, "
           f"{sum(len(c) for c in result.labels.values())} channels; load average {os.getloadavg()[0]:.1f}")
-    print(f"forward over dev {t1 - t0:.1f} s; search {t2 - t1:.1f} s ({result.trials} scorings)")
+    print(f"forward over dev {t1 - t0:.1f} s; search {t2 - t1:.1f} s ({result.trials} trials)")
     print(f"dev score {100 * result.before:.2f} before, {100 * result.after:.2f} after")
     for head, label, old, new in result.changed():
         print(f"  {head}:{label} {old:g} -> {new:g}")

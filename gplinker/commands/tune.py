@@ -50,7 +50,7 @@ class TuneResult:
     start: dict[str, list[float]]
     labels: dict[str, list[str]]
     examples: int
-    trials: int  # dev scorings run
+    trials: int  # threshold vectors scored on dev (the start included)
     grid: list[float]
 
     def changed(self) -> list[tuple[str, str, float, float]]:
