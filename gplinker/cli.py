@@ -1,4 +1,4 @@
-"""The `gplinker` command line: train, eval, score, predict, export, check, demo, serve."""
+"""The `gplinker` command line: train, eval, tune, score, predict, export, check, demo, serve."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ console = Console(stderr=True)
 TRUST_HELP = "allow the model dir's own code to run (off: never trust a dir from elsewhere)"
 MAX_LENGTH_HELP = ("tokens per window (default: the longest training window; longer ones warn: the model never saw "
                    "those positions)")
+THRESHOLD_HELP = ("decoding threshold on logits, for every channel; overrides the model's own (its per-channel "
+                  "thresholds from `gplinker tune`, else its one threshold, 0 by default)")
 CUT_HELP = ("where a text longer than a window is cut: sentences (at sentence ends, whole sentences per window; a "
             "longer sentence slides) | tokens (sliding windows sharing the training stride)")
 
@@ -77,6 +79,10 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in train.output_dir"),
     overwrite: bool = typer.Option(False, "--overwrite", help="discard checkpoints already in train.output_dir"),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
+    init_from: Path | None = typer.Option(None, "--init-from", metavar="MODEL_DIR",
+                                          help="start from a trained model dir: its encoder and tokenizer, and the "
+                                          "head channels of every label it shares with the new schema (new labels "
+                                          "start fresh; the config's encoder settings must match the dir's)"),
 ) -> None:
     """Train a model as CONFIG says; best/ and last/ model dirs land in train.output_dir."""
     from gplinker.commands.train import train as run_train
@@ -84,7 +90,7 @@ def train(
 
     try:
         cfg = load_config(config, set_ + (["data.skip_invalid=true"] if skip_invalid else []))
-        result = run_train(cfg, resume=resume, overwrite=overwrite, console=console)
+        result = run_train(cfg, resume=resume, overwrite=overwrite, console=console, init_from=init_from)
     except GPLinkerError as exc:
         fail(exc)
     from gplinker import distributed
@@ -107,7 +113,7 @@ def eval_(
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
-    threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
+    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
     max_length: int | None = typer.Option(None, "--max-length", help=MAX_LENGTH_HELP),
     cut: str = typer.Option("sentences", "--cut", help=CUT_HELP),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
@@ -144,6 +150,45 @@ def eval_(
 
 
 @app.command()
+def tune(
+    model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train` (e.g. runs/x/best)"),
+    data: Path = typer.Argument(..., help="labelled dev JSONL file to tune on (not the test set)"),
+    format: str | None = typer.Option(None, "--format", help="data format (default: auto-detect)"),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="skip and count bad data lines"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    batch_size: int = typer.Option(64, help="windows per forward pass"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="search and print, but leave the model dir as it is"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+) -> None:
+    """Search a decoding threshold per head channel on dev data (a fixed grid) and write it into the model dir.
+
+    predict, eval and serve then decode with them; --threshold on eval and predict still sets one
+    threshold for every channel.
+    Prints the dev score before and after (the search only keeps a change that raises it).
+    """
+    from rich.table import Table
+
+    from gplinker.commands.tune import tune_dir
+
+    try:
+        result = tune_dir(model_dir, data, format, skip_invalid, device, batch_size, trust_remote_code,
+                          write=not dry_run)
+    except GPLinkerError as exc:
+        fail(exc)
+    changed = result.changed()
+    table = Table(title=f"thresholds changed ({len(changed)} channel(s))")
+    for col in ("head", "channel", "before", "after"):
+        table.add_column(col, justify="left" if col in ("head", "channel") else "right")
+    for head, label, old, new in changed:
+        table.add_row(head, label, f"{old:g}", f"{new:g}")
+    console.print(table)
+    console.print(f"dev score on {data} ({result.examples} examples, {result.trials} trials): "
+                  f"{100 * result.before:.2f} before, {100 * result.after:.2f} after")
+    console.print("dry run: the model dir is unchanged" if dry_run
+                  else f"thresholds written to {model_dir / 'config.json'}")
+
+
+@app.command()
 def predict(
     model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train`"),
     input: str = typer.Argument(..., help="JSONL file with a 'text' field per line, or - for stdin"),
@@ -152,7 +197,7 @@ def predict(
                                "duee: the leaderboard submission form of the model's task, nothing else"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(64, help="windows per forward pass"),
-    threshold: float | None = typer.Option(None, help="decoding threshold on logits (default: the model's)"),
+    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
     max_length: int | None = typer.Option(None, "--max-length", help=MAX_LENGTH_HELP),
     cut: str = typer.Option("sentences", "--cut", help=CUT_HELP),
     runtime: str = typer.Option("auto", help="torch | onnx (a dir written by `gplinker export`, CPU onnxruntime) | "
@@ -290,15 +335,16 @@ def check(
                       f"{', char level' if settings.char_level else ''}")
             task, format, tok, loaded_schema = settings.task, settings.format, settings.tokenizer, settings.schema
             max_length, stride, char_level = settings.max_length, settings.stride, settings.char_level
-            decode = settings.decode
+            decode, event = settings.decode, (settings.require_trigger, settings.min_arguments)
         else:
-            decode = "nested"
+            decode, event = "nested", (True, 2)
             if not data:
                 raise GPLinkerError("give a data file, or --config CONFIG to check its data.train and data.dev")
             files = list(data)
             tok, loaded_schema = load_check_inputs(task, tokenizer, schema)
         reports = [(path, check_data(str(path), task, format, tok, max_length, stride, skip_invalid=not strict,
-                                     schema=loaded_schema, char_level=char_level, decode=decode)) for path in files]
+                                     schema=loaded_schema, char_level=char_level, decode=decode,
+                                     require_trigger=event[0], min_arguments=event[1])) for path in files]
     except GPLinkerError as exc:
         fail(exc)
     for path, report in reports:

@@ -37,7 +37,8 @@ class DataConfig:
 
     train: str | None = opt(None, "training JSONL file")
     dev: str | None = opt(None, "dev JSONL file, evaluated during training (best checkpoint by its main score)")
-    format: str = opt("auto", "input format: cluener | spans | duie2 | duie1 | duee | auto (guess from the first line)")
+    format: str = opt("auto", "input format: cluener | spans | duie2 | duie1 | duee | casrel | tplinker | auto (guess "
+                      "from the first line)")
     schema: str | None = opt(None, "label schema file (duie_schema.json, all_50_schemas, duee_event_schema.json); "
                              "default: labels found in the training data")
     max_length: int | str = opt(128, "tokens per window, special tokens included; longer texts use sliding "
@@ -68,6 +69,17 @@ class ScratchConfig:
 
 
 @dataclass
+class EventConfig:
+    """`model.event:` which maximal cliques of linked arguments are events (event task only)."""
+
+    require_trigger: bool = opt(True, "an event needs a trigger (the reference decoder); false: a clique of at least "
+                                "min_arguments arguments is an event without one too, and gold events without a "
+                                "trigger are learned")
+    min_arguments: int = opt(2, "with require_trigger false: the fewest arguments (trigger not counted) of an event "
+                             "without a trigger (>= 1)")
+
+
+@dataclass
 class ModelConfig:
     """`model:` the encoder and the pointer heads."""
 
@@ -83,6 +95,7 @@ class ModelConfig:
                       "spans only the highest-scoring, greedily; recorded with the model, so eval/predict use it)")
     trust_remote_code: bool = opt(False, "allow a model dir from elsewhere to run its own code (off by default)")
     scratch: ScratchConfig = field(default_factory=ScratchConfig, metadata={"help": "sizes of the scratch encoder"})
+    event: EventConfig = field(default_factory=EventConfig, metadata={"help": "event decoding: triggers"})
 
 
 @dataclass

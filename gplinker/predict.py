@@ -8,8 +8,9 @@ threshold are found per head and window by tensor ops, at most `MAX_CELLS` of th
 from __future__ import annotations
 
 import json
+import math
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,13 +25,17 @@ from gplinker.onnx_runtime import OnnxLogits
 from gplinker.tasks.base import Prediction, ScoredCells, Task
 
 T = TypeVar("T")
+# A decoding threshold on logits: one for every channel, or per head a list with one per channel
+# (`gplinker tune`; a head left out keeps 0)
+Thresholds = float | Mapping[str, Sequence[float]]
 
 
 class Predictor:
     """A model, its tokenizer and its task, ready to predict on `Example`s."""
 
     def __init__(self, *, model: Any, tokenizer: Any, task: Task, max_length: int, stride: int,
-                 threshold: float = 0.0, batch_size: int = 64, device: str | torch.device = "cpu", amp: str = "off",
+                 threshold: Thresholds = 0.0, batch_size: int = 64, device: str | torch.device = "cpu",
+                 amp: str = "off",
                  char_level: bool = False, runtime: Callable[[Tensor, Tensor], dict[str, Tensor]] | None = None,
                  span_limits: dict[str, list[int | None]] | None = None, cut: str = "sentences"):
         self.model, self.tokenizer, self.task = model, tokenizer, task
@@ -55,8 +60,9 @@ class Predictor:
         """Load a model dir written by `gplinker train` (config.json, model.safetensors, tokenizer).
 
         runtime: "torch" (model.safetensors), "onnx" (model.onnx written by `gplinker export`, CPU
-        onnxruntime) or "auto" (torch when model.safetensors exists, else onnx). `threshold`
-        overrides the model's decoding threshold. Windows are no longer than the longest training
+        onnxruntime) or "auto" (torch when model.safetensors exists, else onnx). Decoding uses the
+        per-channel thresholds `gplinker tune` wrote (`thresholds`), else the model's one `threshold`;
+        an explicit `threshold` overrides both, for every channel. Windows are no longer than the longest training
         window (`inference_windows`) unless `max_length` says otherwise. `cut`: "sentences" (a
         text longer than a window is cut at sentence ends, see data/encoding.py) or "tokens"
         (sliding windows sharing the stride, as in training).
@@ -82,11 +88,14 @@ class Predictor:
         tokenizer = load_tokenizer(str(model_dir), model_type, trust_remote_code)
         if model is not None:
             check_vocab_fits(tokenizer, model.encoder, str(model_dir))
-        task = build_task(section["task"], Schema.from_dict(section["schema"]), section.get("decode", "nested"))
+        event = section.get("event", {})  # missing before model.event: triggers required, as then
+        task = build_task(section["task"], Schema.from_dict(section["schema"]), section.get("decode", "nested"),
+                          bool(event.get("require_trigger", True)), event.get("min_arguments", 2))
         limits = section.get("limits", {})
         window, stride = inference_windows(section, tokenizer, max_length)
+        tuned = model_thresholds(section, str(model_dir / "config.json"))  # checked even when overridden
         return cls(model=model, tokenizer=tokenizer, task=task, max_length=window, stride=stride,
-                   threshold=section.get("threshold", 0.0) if threshold is None else threshold,
+                   threshold=tuned if threshold is None else threshold,
                    char_level=section.get("char_level", False), batch_size=batch_size, device=dev, runtime=session,
                    span_limits={h: v.get("channels", []) for h, v in limits.get("heads", {}).items()}, cut=cut)
 
@@ -104,7 +113,14 @@ class Predictor:
     def decode_windows(self, windows: Sequence[Window],
                        progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """Run the model over windows in length-sorted batches; decode each window; input order kept."""
-        out: list[Prediction] = [{} for _ in windows]
+        cells = self.window_cells(windows, self.threshold, progress)
+        return [self.task.decode(w, c) for w, c in zip(windows, cells)]
+
+    @torch.inference_mode()
+    def window_cells(self, windows: Sequence[Window], threshold: Thresholds,
+                     progress: Callable[[int, int], None] | None = None) -> list[ScoredCells]:
+        """The cells above `threshold` of each window (cells_above, within the span limits), input order kept."""
+        out: list[ScoredCells] = [{} for _ in windows]
         was_training = self.model is not None and self.model.training
         if self.model is not None:
             self.model.eval()
@@ -112,9 +128,9 @@ class Predictor:
         for indices in inference_batches([len(w) for w in windows], self.batch_size):
             batch = [windows[k] for k in indices]
             inputs = {k: v.to(self.device) for k, v in collate(batch, self.pad_id).items()}
-            cells = cells_above(self.logits(inputs), self.threshold, len(batch))
+            cells = cells_above(self.logits(inputs), threshold, len(batch))
             for b, k in enumerate(indices):
-                out[k] = self.task.decode(windows[k], self.within_limits(cells[b]))
+                out[k] = self.within_limits(cells[b])
             done += len(indices)
             if progress is not None:
                 progress(done, len(windows))
@@ -143,6 +159,30 @@ class Predictor:
 
 def _fits(tokens: int, limit: int | None) -> bool:
     return limit is None or tokens <= limit
+
+
+def model_thresholds(section: dict[str, Any], source: str = "config.json") -> Thresholds:
+    """The decoding threshold of a model dir's `gplinker` section: its per-channel `thresholds` (written by
+    `gplinker tune`) when it has them, else its one `threshold` (0 when missing). ConfigError naming `source`
+    when `thresholds` does not give one finite number per channel of the section's heads."""
+    from gplinker.errors import ConfigError
+
+    tuned = section.get("thresholds")
+    if not tuned:
+        return float(section.get("threshold", 0.0))
+    channels = {h["name"]: int(h["channels"]) for h in section.get("heads", [])}
+    if not isinstance(tuned, dict) or set(tuned) - set(channels):
+        raise ConfigError(f"{source}: 'thresholds' must map head names {sorted(channels)} to one threshold per "
+                          f"channel, got {str(tuned)[:200]}; run `gplinker tune` again or delete the key")
+    out: dict[str, list[float]] = {}
+    for head, values in tuned.items():
+        ok = isinstance(values, list) and len(values) == channels[head] and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if not ok:
+            raise ConfigError(f"{source}: 'thresholds.{head}' must be {channels[head]} finite number(s), one per "
+                              f"channel, got {str(values)[:200]}; run `gplinker tune` again or delete the key")
+        out[head] = [float(v) for v in values]
+    return out
 
 
 def inference_windows(section: dict[str, Any], tokenizer: Any, max_length: int | None = None) -> tuple[int, int]:
@@ -206,13 +246,18 @@ _SAMPLE = 1 << 16
 _OVERSHOOT = 4
 
 
-def cells_above(logits: dict[str, torch.Tensor], threshold: float, batch_size: int,
+def cells_above(logits: dict[str, torch.Tensor], threshold: Thresholds, batch_size: int,
                 max_cells: int = MAX_CELLS) -> list[ScoredCells]:
     """Per batch row: head -> [(channel, i, j, logit)] for every cell with logit > threshold, in (c, i, j) order.
 
     A window with more than `max_cells` such cells in one head (an untrained model scores about
     half of its cells above 0) keeps exactly its `max_cells` highest; of the cells tied with the
     max_cells-th highest logit, those first in (c, i, j) order.
+
+    Per-channel thresholds (a mapping head -> one threshold per channel; a head left out keeps 0):
+    a cell is kept when logit > t[c], and "highest" ranks the margins logit - t[c], computed in
+    float32 (`_margins`). Whatever their values, the search below runs on the margins against 0,
+    so the bounds are those of one threshold; the cells keep their logits as scores.
 
     How: each window gets a cut v >= threshold from a strided sample of its cells (`_cuts`): the
     threshold itself when the sample shows few cells above it, else a value that about
@@ -229,13 +274,18 @@ def cells_above(logits: dict[str, torch.Tensor], threshold: float, batch_size: i
     tensor proportional to the cells above. (One `(x > t).nonzero()` builds (N, 4) int64 indices,
     N half of B×C×L×L for an untrained model: 1.6 GB at B 64, C 96, L 128.) Either model, trained
     or not, costs a handful of whole-batch ops (many small ops are slow on a busy machine).
+    Distinct per-channel thresholds add one tensor, the float32 margins (4 × B×C×L×L bytes).
     """
     if max_cells < 1:
         raise ValueError(f"max_cells must be >= 1, got {max_cells}")
     rows: list[ScoredCells] = [{name: [] for name in logits} for _ in range(batch_size)]
     for name, x in logits.items():  # (B, C, L, L)
         x = x[:batch_size]
-        flat = _strongest_cells(x, threshold, max_cells)  # (K,) ascending: (b, c, i, j) order
+        t = _head_threshold(threshold, name, x.shape[1])
+        if isinstance(t, float):
+            flat = _strongest_cells(x, t, max_cells)  # (K,) ascending: (b, c, i, j) order
+        else:
+            flat = _strongest_cells(_margins(x, t), 0.0, max_cells)
         per_window, height, width = x[0].numel(), x.shape[2], x.shape[3]
         b, c, i, j = flat // per_window, flat // (height * width) % x.shape[1], flat // width % height, flat % width
         scores = x.reshape(-1)[flat].float()
@@ -243,6 +293,25 @@ def cells_above(logits: dict[str, torch.Tensor], threshold: float, batch_size: i
                                                       scores.tolist()):
             rows[window][name].append((channel, start, end, score))
     return rows
+
+
+def _head_threshold(threshold: Thresholds, head: str, channels: int) -> float | list[float]:
+    """One threshold for every channel of a head (float), or one per channel (a list of `channels`)."""
+    if isinstance(threshold, (int, float)):
+        return float(threshold)
+    values = [float(t) for t in threshold.get(head, [0.0] * channels)]
+    if len(values) != channels:
+        raise ValueError(f"head '{head}' has {channels} channel(s) but {len(values)} threshold(s)")
+    if any(not math.isfinite(t) for t in values):
+        raise ValueError(f"head '{head}': thresholds must be finite numbers, got {values}")
+    return values[0] if len(set(values)) == 1 else values
+
+
+def _margins(x: Tensor, thresholds: list[float]) -> Tensor:
+    """x (B, C, L, L) minus each channel's threshold, in float32: margin > 0 iff logit > t[c] (IEEE subtraction
+    of finite floats keeps the sign of the exact difference; masked -inf cells stay -inf, NaN stays NaN)."""
+    t = torch.tensor(thresholds, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return x.float() - t  # (B, C, L, L)
 
 
 def _strongest_cells(x: Tensor, threshold: float, k: int) -> Tensor:

@@ -117,6 +117,39 @@ def test_nan_and_half_precision_logits():
             assert [r["h"] for r in rows] == [top_cells(half.float(), b, 0.0, k) for b in range(2)]
 
 
+def per_channel_cells(x, b, t, k):
+    """The reference with one threshold per channel: cells with x > t[c]; of more than k, the k highest margins
+    x - t[c] (ties: first in (c, i, j) order), in (c, i, j) order; scores stay the logits."""
+    above = [(c, i, j, float(x[b, c, i, j])) for c, i, j in (x[b] > torch.tensor(t).view(-1, 1, 1)).nonzero().tolist()]
+    kept = sorted(range(len(above)), key=lambda n: (-(above[n][3] - t[above[n][0]]), n))[:k]
+    return [above[n] for n in sorted(kept)]
+
+
+@pytest.mark.parametrize("k", [3, 40, 10**6])
+def test_per_channel_thresholds_keep_the_cells_above_their_channels_and_the_highest_margins(k):
+    torch.manual_seed(k % 97)
+    x = torch.randn(3, 4, 9, 9) * 2
+    t = [-1.0, 0.0, 0.5, 2.0]
+    x[0, 3, 1, 1] = 2.0  # equal to its channel's threshold: not above
+    x[1, 0] = float("-inf")  # a masked channel
+    rows = cells_above({"h": x, "g": x[:, :2]}, {"h": t}, 3, max_cells=k)  # "g" is not in the mapping: 0
+    for b in range(3):
+        assert rows[b]["h"] == per_channel_cells(x, b, t, k)
+        assert rows[b]["g"] == top_cells(x[:, :2], b, 0.0, k)
+    assert (3, 1, 1, 2.0) not in rows[0]["h"]
+
+
+def test_equal_per_channel_thresholds_are_the_one_threshold():
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 6, 6)
+    assert cells_above({"h": x}, {"h": [0.5] * 3}, 2, max_cells=7) == cells_above({"h": x}, 0.5, 2, max_cells=7)
+
+
+def test_per_channel_thresholds_of_the_wrong_length_are_refused():
+    with pytest.raises(ValueError, match="3 channel"):
+        cells_above({"h": torch.ones(1, 3, 2, 2)}, {"h": [0.0, 1.0]}, 1)
+
+
 def test_max_cells_below_one_is_refused():
     with pytest.raises(ValueError, match="max_cells"):
         cells_above({"h": torch.ones(1, 1, 2, 2)}, 0.0, 1, max_cells=0)

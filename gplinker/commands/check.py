@@ -10,7 +10,7 @@ from typing import Any
 from gplinker.config import Config
 from gplinker.data.encoding import SPECIAL, WindowEncoder, auto_max_length, special_tokens_around, token_counts
 from gplinker.data.formats import ReadReport
-from gplinker.data.reading import read_examples, resolve_format
+from gplinker.data.reading import PLAIN_OBJECTS, read_examples, resolve_format
 from gplinker.data.schema import (
     Schema,
     SchemaGaps,
@@ -61,14 +61,16 @@ def load_check_inputs(task: str, tokenizer: str | None, schema: Path | None) -> 
 
 def check_data(path: str, task_name: str, fmt: str = "auto", tokenizer: Any = None, max_length: int = 128,
                stride: int = 32, skip_invalid: bool = True, schema: Schema | None = None,
-               char_level: bool = False, decode: str = "nested") -> CheckReport:
+               char_level: bool = False, decode: str = "nested", require_trigger: bool = True,
+               min_arguments: int = 2) -> CheckReport:
     """Validate a data file and run the oracle round trip gold → targets → decode → merge (`decode`: nested | flat)."""
     from gplinker.modeling.encoders import scratch_tokenizer
 
     fmt = resolve_format(path, fmt, task_name)
     examples, report = read_examples(path, fmt, task_name, skip_invalid)
-    schema = schema or schema_from_examples(task_name, examples, relation_format="duie1" if fmt == "duie1" else "duie2")
-    task = build_task(task_name, schema, decode)
+    style = "duie1" if fmt in PLAIN_OBJECTS else "duie2"
+    schema = schema or schema_from_examples(task_name, examples, relation_format=style)
+    task = build_task(task_name, schema, decode, require_trigger, min_arguments)
     gaps = schema_gaps(schema, examples)
     tokenizer = tokenizer or scratch_tokenizer(e.text for e in examples)
     encoder = WindowEncoder(tokenizer, max_length, stride, char_level)
@@ -113,6 +115,8 @@ class CheckSettings:
     char_level: bool
     note: str  # how max_length was chosen, for the report
     decode: str = "nested"  # model.decode: a flat oracle loses the nested gold spans
+    require_trigger: bool = True  # model.event: an oracle that needs triggers loses the events without one
+    min_arguments: int = 2
 
 
 def settings_from_config(cfg: Config) -> CheckSettings:
@@ -152,4 +156,5 @@ def settings_from_config(cfg: Config) -> CheckSettings:
         note = (f"data.max_length auto → {max_length} (99.9 % of the {len(counts)} training texts in one window, "
                 f"longest {max(counts, default=0)} tokens)")
     return CheckSettings(cfg.task, cfg.data.format, tokenizer, schema, max_length, cfg.data.stride,
-                         cfg.data.char_level, note, cfg.model.decode)
+                         cfg.data.char_level, note, cfg.model.decode, cfg.model.event.require_trigger,
+                         cfg.model.event.min_arguments)

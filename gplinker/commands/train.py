@@ -19,13 +19,14 @@ from torch import nn
 
 from gplinker import distributed as dist
 from gplinker.commands.training_data import TrainingData
+from gplinker.commands.warm_start import warm_start
 from gplinker.config import Config, to_dict
 from gplinker.console import make_progress, say
 from gplinker.data.batching import train_batches
 from gplinker.data.corpus import Corpus
 from gplinker.data.examples import Example
 from gplinker.data.formats import ReadReport
-from gplinker.data.reading import read_examples, resolve_format
+from gplinker.data.reading import PLAIN_OBJECTS, read_examples, resolve_format
 from gplinker.data.schema import (
     Schema,
     SchemaGaps,
@@ -67,7 +68,8 @@ def load_schema(cfg: Config, corpus: Corpus, fmt: str) -> Schema:
         if cfg.task not in loaders:
             raise ConfigError("data.schema is used by the relation and event tasks; NER takes its types from the data")
         return loaders[cfg.task](cfg.data.schema)
-    return schema_from_examples(cfg.task, corpus.examples(), relation_format="duie1" if fmt == "duie1" else "duie2")
+    style = "duie1" if fmt in PLAIN_OBJECTS else "duie2"  # the records' object style
+    return schema_from_examples(cfg.task, corpus.examples(), relation_format=style)
 
 
 def build_model(cfg: Config, task: Task, char_counts: Mapping[str, int]) -> tuple[GPLinkerModel, Any]:
@@ -79,10 +81,15 @@ def build_model(cfg: Config, task: Task, char_counts: Mapping[str, int]) -> tupl
         encoder = scratch_encoder(cfg.model.scratch, len(tokenizer))
     else:
         encoder, tokenizer = pretrained_encoder(cfg.model.encoder, cfg.model.trust_remote_code)
+    check_positions(cfg, encoder)
+    return GPLinkerModel(encoder, task.heads(), cfg.model.head, cfg.model.head_size), tokenizer
+
+
+def check_positions(cfg: Config, encoder: Any) -> None:
+    """ConfigError when data.max_length is more than the encoder's positions."""
     max_pos = position_limit(encoder)
     if max_pos is not None and isinstance(cfg.data.max_length, int) and cfg.data.max_length > max_pos:
         raise ConfigError(f"data.max_length {cfg.data.max_length} exceeds the encoder's {max_pos} positions")
-    return GPLinkerModel(encoder, task.heads(), cfg.model.head, cfg.model.head_size), tokenizer
 
 
 def position_limit(encoder: Any) -> int | None:
@@ -98,6 +105,8 @@ def model_section(cfg: Config, schema: Schema, fmt: str) -> dict[str, Any]:
         "task": cfg.task, "schema": schema.to_dict(), "format": fmt,
         "max_length": cfg.data.max_length, "stride": cfg.data.stride, "threshold": cfg.model.threshold,
         "char_level": cfg.data.char_level, "decode": cfg.model.decode,
+        **({"event": {"require_trigger": cfg.model.event.require_trigger,
+                      "min_arguments": cfg.model.event.min_arguments}} if cfg.task == "event" else {}),
         "train_config": to_dict(cfg), "gplinker_version": package_version(),
     }
 
@@ -113,10 +122,17 @@ def no_checkpoint_message(out: Path) -> str:
     return f"--resume: no checkpoint found in {out}; {advice}"
 
 
-def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: Console | None = None) -> TrainReport:
-    """Run a whole training as the config says; writes best/, last/ and checkpoints to train.output_dir."""
+def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: Console | None = None,
+          init_from: str | Path | None = None) -> TrainReport:
+    """Run a whole training as the config says; writes best/, last/ and checkpoints to train.output_dir.
+
+    `init_from`: a model dir whose encoder, tokenizer and matching head channels the run starts from
+    (commands/warm_start.py).
+    """
     if not cfg.data.train:
         raise ConfigError("data.train is not set (set it in the config or with --set data.train=FILE)")
+    if init_from is not None and resume:
+        raise ConfigError("--init-from starts a new run from a model dir, --resume continues a run: pass one of them")
     dist.setup(cfg.train.device)
     console = console if dist.is_main() else None  # under torchrun only rank 0 talks
     out = Path(cfg.train.output_dir)
@@ -158,13 +174,20 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
                               "A resumed run keeps the schedule it started with: set these back, or start a new "
                               "run (--overwrite, or another train.output_dir)")
         schema = Schema.from_dict(saved["schema"])
-        task = build_task(cfg.task, schema, cfg.model.decode)
+        task = build_task(cfg.task, schema, cfg.model.decode, cfg.model.event.require_trigger,
+                          cfg.model.event.min_arguments)
         tokenizer = load_tokenizer(str(resume_from), model.model_type, cfg.model.trust_remote_code)
         max_length = int(saved["max_length"])  # a resumed run keeps the windows it started with
     else:
         schema = load_schema(cfg, corpus, fmt)
-        task = build_task(cfg.task, schema, cfg.model.decode)
-        model, tokenizer = build_model(cfg, task, corpus.char_counts() if cfg.model.encoder == "scratch" else {})
+        task = build_task(cfg.task, schema, cfg.model.decode, cfg.model.event.require_trigger,
+                          cfg.model.event.min_arguments)
+        if init_from is not None:
+            model, tokenizer, warm = warm_start(cfg, task, init_from)
+            check_positions(cfg, model.encoder)
+            say(console, warm.summary())
+        else:
+            model, tokenizer = build_model(cfg, task, corpus.char_counts() if cfg.model.encoder == "scratch" else {})
         max_length = resolve_max_length(cfg, data, corpus, corpus_key, tokenizer, position_limit(model.encoder),
                                         console)
     cfg = replace(cfg, data=replace(cfg.data, max_length=max_length))

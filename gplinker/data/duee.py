@@ -1,5 +1,9 @@
 """DuEE 1.0 line parser: events with character offsets, the trigger read as one more role.
 
+An event may have no trigger (`"trigger": null` or no `trigger` key, and then no
+`trigger_start_index` or a null one): it is its arguments alone (model.event.require_trigger false
+learns and decodes such events; with the default, `gplinker check` counts them as lost).
+
 Offsets are given, so every trigger and argument is checked against the text: a mismatch is a
 `LineError` naming the event, the argument, its offset and what the text reads there. Non-empty
 `alias` lists are kept in `meta["aliases"]` as (event index, span, aliases).
@@ -24,8 +28,13 @@ def _mention_span(text: str, mention: str, start: object, role: str) -> Span:
 def _parse_event(text: str, event: dict[str, Any]) -> tuple[Event, list[tuple[Span, tuple[str, ...]]]]:
     """One event_list entry -> Event (trigger included as role 触发词) and its non-empty aliases."""
     event_type = require(event, "event_type", str)
-    trigger = require(event, "trigger", str)
-    arguments = {_mention_span(text, trigger, require(event, "trigger_start_index", int), TRIGGER_ROLE)}
+    arguments: set[Span] = set()
+    if event.get("trigger") is not None:
+        trigger = require(event, "trigger", str)
+        arguments.add(_mention_span(text, trigger, require(event, "trigger_start_index", int), TRIGGER_ROLE))
+    elif event.get("trigger_start_index") is not None:
+        raise LineError(f"trigger_start_index {event['trigger_start_index']!r} without a trigger (an event without "
+                        "a trigger has \"trigger\": null and no index)")
     aliases: list[tuple[Span, tuple[str, ...]]] = []
     for j, argument in enumerate(require(event, "arguments", list)):
         if not isinstance(argument, dict):
@@ -42,11 +51,14 @@ def _parse_event(text: str, event: dict[str, Any]) -> tuple[Event, list[tuple[Sp
         arguments.add(span)
         if alias:
             aliases.append((span, tuple(alias)))
+    if not arguments:
+        raise LineError("an event without a trigger needs at least one argument")
     return Event(event_type, frozenset(arguments)), aliases
 
 
 def parse_duee(obj: dict[str, Any], path: str = "") -> Example:  # noqa: ARG001 -- LineParser signature
-    """DuEE 1.0: {"text", "id", "event_list"?: [{event_type, trigger, trigger_start_index, arguments}]}."""
+    """DuEE 1.0: {"text", "id", "event_list"?: [{event_type, trigger, trigger_start_index, arguments}]} (trigger may be
+    null)."""
     text = require_text(obj)
     event_list = obj.get("event_list")
     if event_list is None:

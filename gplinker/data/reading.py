@@ -27,6 +27,7 @@ def _parsers() -> dict[str, tuple[str, LineParser]]:
     """Format name -> (the task its data is for, its line parser)."""
     from gplinker.data.duee import parse_duee
     from gplinker.data.duie import parse_duie1, parse_duie2
+    from gplinker.data.english_re import parse_casrel, parse_tplinker
 
     return {
         "cluener": ("ner", parse_cluener),
@@ -34,7 +35,13 @@ def _parsers() -> dict[str, tuple[str, LineParser]]:
         "duie2": ("relation", parse_duie2),
         "duie1": ("relation", parse_duie1),
         "duee": ("event", parse_duee),
+        "casrel": ("relation", parse_casrel),
+        "tplinker": ("relation", parse_tplinker),
     }
+
+
+# Formats whose objects are plain strings: their models write DuIE 1.0 style records (`"object": "..."`)
+PLAIN_OBJECTS = ("duie1", "casrel", "tplinker")
 
 
 def parser_for(fmt: str) -> LineParser:
@@ -56,6 +63,10 @@ def detect_format(path: str | Path, task: str) -> str:
             return "spans"
         if "event_list" in obj:
             return "duee"
+        if "triple_list" in obj:
+            return "casrel"
+        if "relation_list" in obj:
+            return "tplinker"
         if "spo_list" in obj:
             spos = obj["spo_list"] or [{}]
             first = spos[0] if isinstance(spos, list) and spos and isinstance(spos[0], dict) else {}

@@ -2,6 +2,8 @@
 
 `data.train` and `data.dev` (and `gplinker eval`'s data) name one of:
   - FILE.jsonl / FILE.json   JSON lines (the published CLUENER / DuIE / DuEE files); "line" = line number
+  - FILE.json holding one JSON array of objects (CasRel's and TPLinker's NYT / WebNLG files): one record
+    per element; "line" = the line its element starts on
   - FILE.parquet             one record per row; "line" = row number from 1
   - DIR                      written by `datasets.Dataset.save_to_disk`; "line" = row number from 1
   - hf:NAME[:SPLIT]          `datasets.load_dataset(NAME, split=SPLIT)`, split "train" by default
@@ -42,7 +44,57 @@ def kind_of(spec: str | Path) -> str:
         raise DataError(text, 0, "no such file")
     if not path.is_file():
         raise DataError(text, 0, "is not a regular file")
-    return "parquet" if path.suffix.lower() == ".parquet" else "jsonl"
+    if path.suffix.lower() == ".parquet":
+        return "parquet"
+    return "jsonarray" if _first_byte(path) == b"[" else "jsonl"
+
+
+def _first_byte(path: Path) -> bytes:
+    """The first byte of a file that is not JSON whitespace or a UTF-8 BOM (b"" for an empty file)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    return head[:1]
+
+
+def array_records(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(line its element starts on, the element as UTF-8 JSON) of a file holding one JSON array.
+
+    The file is decoded whole (the published NYT and WebNLG files are tens of MB); a syntax error
+    is a DataError naming its line, and an element that is not an object is passed on for the
+    readers to reject as they do a bad JSON line.
+    """
+    try:
+        text = Path(path).read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise DataError(str(path), 0, f"invalid UTF-8 at byte {exc.start}") from None
+    decoder = json.JSONDecoder()
+    pos, line = text.index("[") + 1, 1 + text.count("\n", 0, text.index("["))
+    while True:
+        start = _skip_space(text, pos)
+        line += text.count("\n", pos, start)
+        if start < len(text) and text[start] == "]":
+            if _skip_space(text, start + 1) != len(text):
+                raise DataError(str(path), line + text.count("\n", start, _skip_space(text, start + 1)),
+                                "text after the closing ']' of the JSON array")
+            return
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError as exc:
+            raise DataError(str(path), exc.lineno, f"malformed JSON array: {exc.msg} (column {exc.colno})") from None
+        yield line, json.dumps(value, ensure_ascii=False).encode("utf-8")
+        line += text.count("\n", start, end)
+        pos = _skip_space(text, end)
+        line += text.count("\n", end, pos)
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+        elif pos >= len(text) or text[pos] != "]":
+            raise DataError(str(path), line, "malformed JSON array: expected ',' or ']' after an element")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
 
 
 def hub_name_and_split(spec: str) -> tuple[str, str]:
@@ -57,6 +109,9 @@ def hub_name_and_split(spec: str) -> tuple[str, str]:
 def raw_records(spec: str | Path) -> Iterator[tuple[int, bytes]]:
     """(line, UTF-8 JSON bytes) of every non-blank record, in source order (not yet decoded or checked)."""
     kind = kind_of(spec)
+    if kind == "jsonarray":
+        yield from array_records(spec)
+        return
     if kind == "jsonl":
         with open(spec, "rb") as fh:
             for lineno, raw in numbered_lines(fh):
@@ -132,7 +187,7 @@ def fingerprint(spec: str | Path) -> str:
     """A digest that changes whenever the records of the source change (file bytes; a dir's files; a hub set's)."""
     kind = kind_of(spec)
     h = hashlib.sha256(kind.encode())
-    if kind in ("jsonl", "parquet"):
+    if kind in ("jsonl", "jsonarray", "parquet"):
         _update_with_file(h, Path(spec))
     elif kind == "disk":
         for path in sorted(p for p in Path(spec).rglob("*") if p.is_file()):

@@ -227,6 +227,15 @@ class EfficientGlobalPointer(nn.Module):
         # odd channels score the start i, even channels the end j
         return EgpParts(qk, bias[:, 1::2], bias[:, ::2], _dropped_cells(mask, self.tril_mask, self.max_span))
 
+    @torch.no_grad()
+    def copy_channels_from(self, other: EfficientGlobalPointer, pairs: list[tuple[int, int]]) -> None:
+        """Take `other`'s shared q/k projection and, for each (mine, theirs) channel pair, its start/end biases
+        (rows 2c and 2c + 1 of q_dense): channel `mine` then scores as `other`'s channel `theirs` did."""
+        self.p_dense.load_state_dict(other.p_dense.state_dict())
+        for mine, theirs in pairs:
+            self.q_dense.weight[2 * mine : 2 * mine + 2] = other.q_dense.weight[2 * theirs : 2 * theirs + 2]
+            self.q_dense.bias[2 * mine : 2 * mine + 2] = other.q_dense.bias[2 * theirs : 2 * theirs + 2]
+
     def forward(self, hidden: Tensor, mask: Tensor) -> PairScores:
         """Span logits (B, heads, L, L) and their parts, for hidden (B, L, D) and mask (B, L), 1 = real token."""
         parts = self.parts(hidden, mask)
@@ -243,6 +252,14 @@ class GlobalPointer(nn.Module):
         self.heads, self.head_size, self.rope, self.tril_mask = heads, head_size, rope, tril_mask
         self.max_span = max_span  # spans of more tokens are masked (None: any length)
         self.dense = nn.Linear(hidden_size, heads * 2 * head_size)
+
+    @torch.no_grad()
+    def copy_channels_from(self, other: GlobalPointer, pairs: list[tuple[int, int]]) -> None:
+        """For each (mine, theirs) channel pair, `other`'s q/k projection of that channel (rows c·2d .. (c+1)·2d)."""
+        rows = 2 * self.head_size
+        for mine, theirs in pairs:
+            self.dense.weight[mine * rows : (mine + 1) * rows] = other.dense.weight[theirs * rows : (theirs + 1) * rows]
+            self.dense.bias[mine * rows : (mine + 1) * rows] = other.dense.bias[theirs * rows : (theirs + 1) * rows]
 
     def forward(self, hidden: Tensor, mask: Tensor) -> PairScores:
         """Span logits (B, heads, L, L) for hidden (B, L, D) and mask (B, L), 1 = real token; no parts."""

@@ -17,7 +17,7 @@ from gplinker.data.encoding import Window
 from gplinker.data.examples import Example
 from gplinker.data.schema import Schema
 from gplinker.head_spec import HeadSpec
-from gplinker.metrics import Scores
+from gplinker.metrics import PRF, Scores
 
 Cells = dict[str, list[tuple[int, int, int]]]
 ScoredCells = dict[str, list[tuple[int, int, int, float]]]
@@ -32,6 +32,9 @@ class Task(Protocol):
 
     def heads(self) -> list[HeadSpec]:
         """The pointer heads this task needs."""
+
+    def channel_labels(self) -> dict[str, list[str]]:
+        """Per head (in `heads()` order), the label of each channel: what `gplinker tune` and `--init-from` match."""
 
     def gold(self, example: Example) -> Sequence[Any]:
         """The gold items of an example (what decoding should give back)."""
@@ -50,6 +53,9 @@ class Task(Protocol):
 
     def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
         """Metrics of predictions against the examples' gold; `main` is the headline score."""
+
+    def score_counts(self, example: Example, prediction: Prediction) -> PRF:
+        """The counts behind `score(...).main` for one example: `main` is the F1 of their sum over examples."""
 
     def record(self, example: Example, prediction: Prediction) -> dict[str, Any]:
         """The output JSON object of one input line."""

@@ -13,7 +13,10 @@ tokens, relative position carries no signal there).
 Decoding: the arguments are the cells above the threshold; two arguments of one event type are
 linked iff both their head pair and their tail pair are above the threshold; each maximal clique
 of that graph that holds a trigger is an event (`event_assembly.scored_events`). An event's score is
-the lowest logit among its arguments.
+the lowest logit among its arguments. With `require_trigger=False` (model.event.require_trigger), a
+maximal clique without a trigger is an event too when it holds at least `min_arguments` arguments
+(PaddleNLP #8951: events whose text names no trigger); gold events without a trigger are learned
+like the others (their arguments and links are targets either way).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from gplinker.data.encoding import Window
 from gplinker.data.examples import TRIGGER_ROLE, Event, Example, Span
 from gplinker.data.schema import Schema
 from gplinker.head_spec import HeadSpec
-from gplinker.metrics import Scores, event_scores
+from gplinker.metrics import PRF, Scores, duee_official, event_scores
 from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells
 from gplinker.tasks.event_assembly import drop_strict_subsets, scored_events
@@ -53,8 +56,11 @@ class EventTask:
     ARGUMENTS, HEAD_LINKS, TAIL_LINKS = "arguments", "head_links", "tail_links"
 
     def __init__(self, schema: Schema, max_arguments_per_type: int = MAX_ARGUMENTS_PER_TYPE,
-                 max_events: int = MAX_EVENTS, max_frames: int = MAX_FRAMES):
+                 max_events: int = MAX_EVENTS, max_frames: int = MAX_FRAMES, require_trigger: bool = True,
+                 min_arguments: int = 2):
         self.schema = schema
+        # None: every event holds a trigger; else the fewest arguments of an event without one
+        self.triggerless_min = None if require_trigger else min_arguments
         self.labels = list(schema.event_roles)  # channel c of the argument head <-> (event type, role)
         self.label_index = {label: c for c, label in enumerate(self.labels)}
         self.max_arguments_per_type = max_arguments_per_type
@@ -66,6 +72,11 @@ class EventTask:
             HeadSpec(self.HEAD_LINKS, 1, rope=False, tril_mask=True, span_head=False),
             HeadSpec(self.TAIL_LINKS, 1, rope=False, tril_mask=True, span_head=False),
         ]
+
+    def channel_labels(self) -> dict[str, list[str]]:
+        """"event type/role" for each argument channel; the one channel of each link head is "link"."""
+        return {self.ARGUMENTS: [f"{t}::{r}" for t, r in self.labels], self.HEAD_LINKS: ["link"],
+                self.TAIL_LINKS: ["link"]}
 
     def gold(self, example: Example) -> list[Event]:
         return list(example.events)
@@ -93,7 +104,8 @@ class EventTask:
         return {self.ARGUMENTS: sorted(arguments), self.HEAD_LINKS: sorted(heads), self.TAIL_LINKS: sorted(tails)}
 
     def decode(self, window: Window, cells: ScoredCells) -> Prediction:
-        """Events (maximal cliques with a trigger) of one window, each scored by its lowest argument logit.
+        """Events (maximal cliques with a trigger, or without one as the module docstring says) of one window,
+        each scored by its lowest argument logit.
 
         At most `max_events`, from at most `max_frames` search frames, those of the strongest
         triggers first (top_arguments' order). Arguments on special tokens never count. Besides the
@@ -111,7 +123,7 @@ class EventTask:
             return (min(h1, h2), max(h1, h2)) in heads and (min(t1, t2), max(t1, t2)) in tails
 
         return scored_events(keys, [items[k][1] for k in keys], linked, limit=self.max_events,
-                             budget=self.max_frames)
+                             budget=self.max_frames, triggerless_min=self.triggerless_min)
 
     def top_arguments(self, window: Window, cells: Iterable[tuple[int, int, int, float]]
                       ) -> dict[tuple[str, Span], tuple[tuple[int, int], float]]:
@@ -155,6 +167,10 @@ class EventTask:
 
     def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
         return event_scores([e.text for e in examples], [e.events for e in examples], [list(p) for p in predictions])
+
+    def score_counts(self, example: Example, prediction: Prediction) -> PRF:
+        """The official DuEE argument counts of one example (event_scores' main; char-level, so `tp` is a float)."""
+        return duee_official([example.text], [example.events], [list(prediction)])
 
     def item_record(self, text: str, event: Event) -> dict[str, Any]:
         arguments = sorted(event.arguments, key=lambda s: (s.start, s.end, s.label))

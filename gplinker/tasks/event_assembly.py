@@ -1,5 +1,8 @@
 """Events from decoded arguments: maximal cliques of linked same-type arguments that hold a trigger.
 
+Or, with `triggerless_min` = n (model.event.require_trigger false, min_arguments n), also the
+maximal cliques without a trigger that hold at least n arguments.
+
 GPLinker (Su Jianlin, https://kexue.fm/archives/8926) decodes an event as a complete subgraph:
 every decoded argument is a node, two arguments are linked when both their head-pair and their
 tail-pair scores pass the threshold, and each event is a maximal clique of that graph within one
@@ -61,8 +64,10 @@ def event_cliques(
     trigger_role: str = TRIGGER_ROLE,
     limit: int | None = None,
     budget: int | None = None,
+    triggerless_min: int | None = None,
 ) -> list[TypeCliques]:
-    """Per event type, every maximal clique of linked same-type items that holds a trigger.
+    """Per event type, every maximal clique of linked same-type items that holds a trigger (and, when
+    `triggerless_min` is a number, every one without a trigger of at least that many items).
 
     The clique search starts from the triggers only (see cliques.clique_search), so cliques without
     one cost nothing, and a type without a trigger is not even linked. Order: deterministic but
@@ -73,7 +78,8 @@ def event_cliques(
     are searched in order of first appearance in `arguments`, and in each type the triggers in
     their order there (unless every item of the type is a trigger: cliques.clique_search), so with
     arguments listed strongest first a bound keeps the cliques of the strongest triggers. A type
-    reached after a bound is spent gets no cliques.
+    reached after a bound is spent gets no cliques. Triggerless cliques need the search from every
+    node of a type (its items in order), triggers or not.
     """
     is_linked = _link_test(linked)
     by_type: dict[str, list[int]] = {}
@@ -84,7 +90,7 @@ def event_cliques(
     for event_type, members in by_type.items():
         triggers = [a for a, k in enumerate(members) if arguments[k][1].label == trigger_role]
         spent = (limit is not None and found >= limit) or (budget is not None and frames >= budget)
-        if not triggers or spent:
+        if (not triggers and triggerless_min is None) or spent:
             out.append(TypeCliques(event_type, members, []))
             continue
         adj = adjacency(len(members), (
@@ -93,10 +99,14 @@ def event_cliques(
             for b in range(a + 1, len(members))
             if is_linked(members[a], members[b])
         ))
-        search = clique_search(adj, triggers, None if limit is None else limit - found,
-                               None if budget is None else budget - frames)
-        found, frames = found + len(search.cliques), frames + search.frames
-        out.append(TypeCliques(event_type, members, search.cliques, search.frames))
+        search = clique_search(adj, triggers if triggerless_min is None else None,
+                               None if limit is None else limit - found, None if budget is None else budget - frames)
+        cliques = search.cliques
+        if triggerless_min is not None:  # plain search: keep cliques with a trigger, or with enough arguments
+            trigger_set = set(triggers)
+            cliques = [c for c in cliques if trigger_set.intersection(c) or len(c) >= triggerless_min]
+        found, frames = found + len(cliques), frames + search.frames
+        out.append(TypeCliques(event_type, members, cliques, search.frames))
     return out
 
 
@@ -107,19 +117,20 @@ def scored_events(
     trigger_role: str = TRIGGER_ROLE,
     limit: int | None = None,
     budget: int | None = None,
+    triggerless_min: int | None = None,
 ) -> dict[Event, float]:
     """Events from decoded (event type, argument) items, each scored by its lowest argument score.
 
     `linked` is a set of linked index pairs into `arguments` (either order) or a predicate called
     as linked(i, j) with i < j, only for two items of the same event type. Events without a
-    `trigger_role` argument are never built. When `arguments` repeats a (type, span) item (one
-    argument decoded in two overlapping windows), equal events keep their best score and events
-    whose arguments are a strict subset of another's of the same type are dropped; with distinct
-    items the cliques are already distinct and never nested. `limit` and `budget` bound the clique
-    search (event_cliques), so at most `limit` events come back.
+    `trigger_role` argument are never built, unless `triggerless_min` is a number (event_cliques). When
+    `arguments` repeats a (type, span) item (one argument decoded in two overlapping windows), equal
+    events keep their best score and events whose arguments are a strict subset of another's of the
+    same type are dropped; with distinct items the cliques are already distinct and never nested.
+    `limit` and `budget` bound the clique search (event_cliques), so at most `limit` events come back.
     """
     events: dict[Event, float] = {}
-    for group in event_cliques(arguments, linked, trigger_role, limit, budget):
+    for group in event_cliques(arguments, linked, trigger_role, limit, budget, triggerless_min):
         for clique in group.cliques:
             members = [group.members[a] for a in clique]
             event = Event(group.event_type, frozenset(arguments[k][1] for k in members))

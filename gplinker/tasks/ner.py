@@ -17,7 +17,7 @@ from gplinker.data.encoding import Window
 from gplinker.data.examples import Example, Span
 from gplinker.data.schema import Schema
 from gplinker.head_spec import HeadSpec
-from gplinker.metrics import Scores, ner_scores
+from gplinker.metrics import PRF, Scores, ner_scores, strict_prf
 from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells, merge_max
 
@@ -34,6 +34,10 @@ class NerTask:
 
     def heads(self) -> list[HeadSpec]:
         return [HeadSpec(self.HEAD, len(self.types), rope=True, tril_mask=True)]
+
+    def channel_labels(self) -> dict[str, list[str]]:
+        """The entity type of each channel."""
+        return {self.HEAD: list(self.types)}
 
     def label_of(self, span: Span) -> str:
         """Per-label tables group spans by entity type."""
@@ -65,6 +69,10 @@ class NerTask:
     def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
         return ner_scores([e.text for e in examples], [e.spans for e in examples],
                           [sorted(p) for p in predictions])
+
+    def score_counts(self, example: Example, prediction: Prediction) -> PRF:
+        """Strict span counts of one example (ner_scores' main)."""
+        return strict_prf([example.spans], [list(prediction)], label_of=self.label_of)[0]
 
     def item_record(self, text: str, span: Span) -> dict[str, Any]:
         return {"type": span.label, "text": text[span.start : span.end], "start": span.start, "end": span.end}

@@ -44,7 +44,7 @@ from gplinker.data.encoding import SPECIAL, Window
 from gplinker.data.examples import Example, Relation, Span
 from gplinker.data.schema import VALUE_SLOT, Schema
 from gplinker.head_spec import HeadSpec
-from gplinker.metrics import Scores, relation_scores
+from gplinker.metrics import PRF, Scores, relation_scores, strict_prf, triple_text
 from gplinker.probability import probability
 from gplinker.tasks.base import Cells, Prediction, ScoredCells, merge_max
 
@@ -79,6 +79,11 @@ class RelationTask:
             HeadSpec(self.HEADS, n, rope=False, tril_mask=False, span_head=False),
             HeadSpec(self.TAILS, n, rope=False, tril_mask=False, span_head=False),
         ]
+
+    def channel_labels(self) -> dict[str, list[str]]:
+        """subject and object for the entity head; "predicate@slot" for each channel of the link heads."""
+        links = [f"{p}@{s}" for p, s in self.channels]
+        return {self.ENTITIES: ["subject", "object"], self.HEADS: links, self.TAILS: list(links)}
 
     def label_of(self, relation: Relation) -> str:
         """Per-label tables group relations by predicate."""
@@ -152,6 +157,12 @@ class RelationTask:
     def score(self, examples: Sequence[Example], predictions: Sequence[Prediction]) -> Scores:
         return relation_scores([e.text for e in examples], [self.gold(e) for e in examples],
                                [sorted(p) for p in predictions])
+
+    def score_counts(self, example: Example, prediction: Prediction) -> PRF:
+        """Strict triple counts on strings of one example (relation_scores' main)."""
+        text = example.text
+        return strict_prf([[triple_text(text, r) for r in self.gold(example)]],
+                          [[triple_text(text, r) for r in prediction]], label_of=itemgetter(1))[0]
 
     def item_record(self, text: str, relation: Relation) -> dict[str, Any]:
         """One SPO in the DuIE submission style of the schema, plus character offsets."""
