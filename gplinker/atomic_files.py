@@ -7,8 +7,10 @@ of the new one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,13 +40,37 @@ def atomic_text(path: str | Path) -> Iterator[IO[str]]:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+            try:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                if exc.errno not in FULL:
+                    raise
+                raise write_failed(path, exc) from None
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+# errno values that mean "no room": the file system is full, or the file would pass a size limit (ulimit -f)
+FULL = tuple(getattr(errno, n) for n in ("ENOSPC", "EFBIG", "EDQUOT") if hasattr(errno, n))
+
+
+def write_failed(path: Path, exc: BaseException) -> GPLinkerError:
+    """The error for a write to `path` that failed: ENOSPC (with the space left) named as such, else the OS reason."""
+    code = getattr(exc, "errno", None)
+    reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    if code in FULL or not isinstance(exc, OSError):  # torch.save says "unexpected pos" when the disk fills
+        try:
+            free = f"{shutil.disk_usage(path.parent if path.parent.exists() else '.').free / 2**20:.0f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        name = errno.errorcode.get(code or 0, "ENOSPC") if code in FULL else "likely ENOSPC"
+        return GPLinkerError(f"{path}: could not write it: the disk is full or a file size limit was reached "
+                             f"({name}, {free}; {reason}); free some space or write elsewhere")
+    return GPLinkerError(f"{path}: could not write it ({reason})")
 
 
 def write_json(path: str | Path, value: Any) -> None:

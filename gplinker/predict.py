@@ -63,7 +63,7 @@ class Predictor:
         """
         from gplinker.data.schema import Schema
         from gplinker.model_format import check_model_format
-        from gplinker.modeling.encoders import check_vocab_fits, load_tokenizer
+        from gplinker.modeling.encoders import check_saved_tokenizer, load_tokenizer
         from gplinker.modeling.model import GPLinkerModel
         from gplinker.tasks import build_task
 
@@ -71,6 +71,10 @@ class Predictor:
         session: OnnxLogits | None = None
         model: GPLinkerModel | None = None
         if pick_runtime(model_dir, runtime) == "onnx":
+            from gplinker.manifest import verify
+            from gplinker.modeling.model import warn_unverified
+
+            warn_unverified(model_dir, verify(model_dir))
             session = OnnxLogits.load(model_dir)
             config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
             section, model_type, dev = config["gplinker"], config.get("model_type", "bert"), torch.device("cpu")
@@ -81,7 +85,7 @@ class Predictor:
             model.to(dev).eval()
         tokenizer = load_tokenizer(str(model_dir), model_type, trust_remote_code)
         if model is not None:
-            check_vocab_fits(tokenizer, model.encoder, str(model_dir))
+            check_saved_tokenizer(tokenizer, model.encoder, section, str(model_dir))
         task = build_task(section["task"], Schema.from_dict(section["schema"]), section.get("decode", "nested"))
         limits = section.get("limits", {})
         window, stride = inference_windows(section, tokenizer, max_length)

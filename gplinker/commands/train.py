@@ -43,7 +43,7 @@ from gplinker.predict import Predictor
 from gplinker.run_info import package_version, write_run_info
 from gplinker.tasks import build_task
 from gplinker.tasks.base import Task
-from gplinker.training import FitResult, fit, list_checkpoints
+from gplinker.training import FitResult, fit, list_checkpoints, newest_usable
 from gplinker.training.checkpoints import schedule_changes
 from gplinker.training.loop import Indices
 
@@ -113,6 +113,17 @@ def no_checkpoint_message(out: Path) -> str:
     return f"--resume: no checkpoint found in {out}; {advice}"
 
 
+def pick_checkpoint(out: Path, checkpoints: list[Path], console: Console | None) -> Path:
+    """The newest checkpoint that verifies; says which newer ones were skipped and why; none: a GPLinkerError."""
+    path, skipped = newest_usable(checkpoints)
+    for reason in skipped:
+        say(console, f"[yellow]--resume: skipped {reason.split(': ')[0].rsplit('/', 1)[0]}: {reason}[/]")
+    if path is None:
+        raise GPLinkerError(f"--resume: no checkpoint in {out} verifies ({'; '.join(skipped)}); start a new run "
+                            "with --overwrite")
+    return path
+
+
 def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: Console | None = None) -> TrainReport:
     """Run a whole training as the config says; writes best/, last/ and checkpoints to train.output_dir."""
     if not cfg.data.train:
@@ -147,9 +158,9 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
                             "is this the right format/task?)")
 
     seed_everything(cfg.train.seed)
-    resume_from = checkpoints[-1] if resume else None
+    resume_from = pick_checkpoint(out, checkpoints, console) if resume else None
     if resume_from is not None:
-        from gplinker.modeling.encoders import load_tokenizer
+        from gplinker.modeling.encoders import check_saved_tokenizer, load_tokenizer
 
         model, saved = GPLinkerModel.load(resume_from, cfg.model.trust_remote_code)
         changed = schedule_changes(saved.get("train_config", {}).get("train", {}), to_dict(cfg)["train"])
@@ -160,6 +171,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         schema = Schema.from_dict(saved["schema"])
         task = build_task(cfg.task, schema, cfg.model.decode)
         tokenizer = load_tokenizer(str(resume_from), model.model_type, cfg.model.trust_remote_code)
+        check_saved_tokenizer(tokenizer, model.encoder, saved, str(resume_from))
         max_length = int(saved["max_length"])  # a resumed run keeps the windows it started with
     else:
         schema = load_schema(cfg, corpus, fmt)
@@ -169,6 +181,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
                                         console)
     cfg = replace(cfg, data=replace(cfg.data, max_length=max_length))
     section = model_section(cfg, schema, fmt)
+    section["tokenizer_size"] = len(tokenizer)  # a tokenizer that loads smaller later is refused
 
     windows, _ = data.windows(corpus, corpus_key, tokenizer, task, max_length=max_length, stride=cfg.data.stride,
                               char_level=cfg.data.char_level, pack=cfg.data.pack)

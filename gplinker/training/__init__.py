@@ -28,6 +28,7 @@ from gplinker.training.checkpoints import (
     SaveModel,
     check_schedule,
     list_checkpoints,
+    newest_usable,
     prepare_output_dir,
     restore_checkpoint,
     save_checkpoint,
@@ -52,8 +53,8 @@ from gplinker.training.train_log import TrainLog
 
 __all__ = [
     "CHECKPOINT_PREFIX", "MAX_BAD_STEPS", "STATE_FILE", "BatchOrder", "Evaluate", "Evaluation", "FitResult",
-    "LoopState", "MakeBatch", "Optimisation", "SaveModel", "Step", "fit", "list_checkpoints", "param_groups",
-    "restore_checkpoint", "save_checkpoint", "train_steps",
+    "LoopState", "MakeBatch", "Optimisation", "SaveModel", "Step", "fit", "list_checkpoints", "newest_usable",
+    "param_groups", "restore_checkpoint", "save_checkpoint", "train_steps",
 ]
 
 

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 
 from gplinker import distributed as dist
-from gplinker.atomic_files import fsync_dir, write_json
+from gplinker.atomic_files import fsync_dir, write_failed, write_json
 from gplinker.errors import GPLinkerError
+from gplinker.manifest import verify, write_manifest
 from gplinker.training.loop import LoopState, Optimisation, Step
 
 log = logging.getLogger("gplinker")
@@ -115,6 +116,27 @@ def list_checkpoints(out: Path) -> list[Path]:
     return [d for _, d in sorted(found)]
 
 
+def newest_usable(checkpoints: list[Path]) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint whose files verify, and why each newer one was skipped ("DIR/FILE: corrupt ...").
+
+    A checkpoint with a manifest is checked against it (every file's size and sha256); one written
+    before manifests existed has its trainer state read and its weights' header parsed instead.
+    """
+    skipped: list[str] = []
+    for path in reversed(checkpoints):
+        try:
+            if verify(path) == "unverified":
+                read_state(path / STATE_FILE)
+                with safe_open(str(path / "model.safetensors"), framework="pt"):
+                    pass
+            return path, skipped
+        except GPLinkerError as exc:
+            skipped.append(str(exc))
+        except Exception as exc:  # SafetensorError from a header that does not parse
+            skipped.append(f"{path / 'model.safetensors'}: corrupt or incomplete ({str(exc)[:200]})")
+    return None, skipped
+
+
 # Settings a checkpoint's optimizer and LR schedule were built from. A resume restores the saved
 # optimizer (its lr, initial_lr and weight_decay per group) and the scheduler's step count, but the
 # schedule's shape is rebuilt from the config: a changed value would be silently ignored (lr,
@@ -146,13 +168,11 @@ def check_schedule(path: Path, state: LoopState, total_steps: int) -> None:
 def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                        scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                        device: torch.device) -> LoopState:
-    """Load model weights and every training state saved by save_checkpoint."""
-    model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)), strict=True)
-    try:
-        saved = torch.load(path / STATE_FILE, map_location=device, weights_only=True)  # never unpickle code
-    except pickle.UnpicklingError as exc:
-        raise GPLinkerError(f"{path / STATE_FILE}: refused to load, it holds more than tensors and plain values "
-                            f"({str(exc).strip().splitlines()[0]})") from None
+    """Load model weights and every training state saved by save_checkpoint (verify_checkpoint first)."""
+    from gplinker.modeling.model import read_weights
+
+    model.load_state_dict(read_weights(path / "model.safetensors", device=str(device)), strict=True)
+    saved = read_state(path / STATE_FILE, device)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     scaler.load_state_dict(saved["scaler"])
@@ -162,6 +182,21 @@ def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.opti
                     dist.world_size())
     set_rng_state(rngs[dist.rank() % len(rngs)])
     return LoopState(**saved["state"])
+
+
+def read_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """trainer_state.pt as plain values and tensors; code inside, a truncated or empty file is a GPLinkerError."""
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)  # never unpickle code
+    except pickle.UnpicklingError as exc:
+        raise GPLinkerError(f"{path}: refused to load, it holds more than tensors and plain values "
+                            f"({str(exc).strip().splitlines()[0]})") from None
+    except (EOFError, RuntimeError, OSError) as exc:  # RuntimeError: "PytorchStreamReader failed reading ..."
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "the file ends early"
+        raise GPLinkerError(f"{path}: corrupt or incomplete (cannot read it: {reason[:200]})") from None
+    if not isinstance(saved, dict) or not {"state", "optimizer", "scheduler", "scaler", "rng"} <= saved.keys():
+        raise GPLinkerError(f"{path}: corrupt or incomplete (not a gplinker trainer state)")
+    return saved
 
 
 def rng_state() -> dict[str, Any]:
@@ -200,16 +235,25 @@ def tuple_tree(x: Any) -> Any:
 
 
 def atomic_dir(target: Path, write: Callable[[Path], object]) -> Path:
-    """Write a directory under a temp name, fsync its files, then rename it into place."""
+    """Write a directory under a temp name with its manifest.json, fsync its files, then rename it into place.
+
+    A failed write (a full disk) removes the temp dir and raises a GPLinkerError naming `target`;
+    the previous version of `target` is untouched.
+    """
     target = Path(target)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    for f in tmp.iterdir():
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+    try:
+        tmp.mkdir(parents=True)
+        write(tmp)
+        write_manifest(tmp)  # last: a dir whose manifest verifies is whole
+        for f in tmp.iterdir():
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError("unexpected pos ...")
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_failed(target, exc) from None
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists():
         os.replace(target, old)
