@@ -169,7 +169,7 @@ def predict(
 
     from gplinker import distributed
     from gplinker.atomic_files import atomic_text, ensure_parent
-    from gplinker.commands.predict import check_model_format, predict_lines
+    from gplinker.commands.predict import check_model_format, output_lock, predict_lines
     from gplinker.data.reading import read_text_lines
     from gplinker.predict import Predictor
 
@@ -179,16 +179,19 @@ def predict(
             ensure_parent(output)  # before loading the model, so a bad path costs no work
         rank_device = distributed.setup(device)
         main = distributed.is_main()
-        predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
-                                              runtime=runtime, trust_remote_code=trust_remote_code, threshold=threshold,
-                                              max_length=max_length, cut=cut)
-        lines = read_text_lines(input)
-        # the output file appears whole when every line is written, or not at all
-        with atomic_text(output) if output and main else nullcontext(sys.stdout) as sink:
-            def write(line: str) -> None:
-                sink.write(line + "\n")
+        # one predict at a time into a file, and never into the file it reads
+        with output_lock(input, output if main else None):
+            predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
+                                                  runtime=runtime, trust_remote_code=trust_remote_code,
+                                                  threshold=threshold, max_length=max_length, cut=cut)
+            lines = read_text_lines(input)
+            # the output file appears whole when every line is written, or not at all
+            with atomic_text(output) if output and main else nullcontext(sys.stdout) as sink:
+                def write(line: str) -> None:
+                    sink.write(line + "\n")
 
-            summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>", fmt=format)
+                summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>",
+                                        fmt=format)
     except GPLinkerError as exc:
         fail(exc)
     if distributed.is_main():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,8 @@ from typing import Any
 from gplinker import distributed as dist
 from gplinker.data.examples import Example
 from gplinker.data.reading import parse_input_line
-from gplinker.errors import DataError
+from gplinker.errors import DataError, GPLinkerError
+from gplinker.locks import hold_lock, lock_file_for
 from gplinker.predict import Predictor, chunks
 from gplinker.submission import NEEDS_ID, RECORDS, check_format, submission_line
 from gplinker.tasks.base import Prediction
@@ -58,6 +61,20 @@ def predict_lines(predictor: Predictor, lines: Iterable[str], write: Callable[[s
             if dist.is_main():
                 write(json.dumps(record, ensure_ascii=False))
     return summary
+
+
+@contextmanager
+def output_lock(input: str, output: Path | None) -> Iterator[None]:
+    """Hold the lock of predict's output file (none for stdout); refuse an output that is the input file itself."""
+    if output is None:
+        yield
+        return
+    if input != "-" and os.path.exists(input) and (Path(input).resolve() == output.resolve() or (
+            output.exists() and os.path.samefile(input, output))):
+        raise GPLinkerError(f"{output}: is the input file {input}; writing there would replace what is being read: "
+                            "give another -o")
+    with hold_lock(lock_file_for(output), f"a predict into {output}"):
+        yield
 
 
 def check_model_format(model_dir: str | Path, fmt: str) -> None:

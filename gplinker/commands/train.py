@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from gplinker.data.span_limits import limits_from_training
 from gplinker.data.window_table import WindowTable
 from gplinker.devices import seed_everything
 from gplinker.errors import ConfigError, GPLinkerError
+from gplinker.locks import LOCK_FILE, hold_lock
 from gplinker.model_format import MODEL_FORMAT
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.predict import Predictor
@@ -136,6 +138,21 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         raise ConfigError(f"{out} already holds checkpoints: pass --resume to continue or --overwrite to start over")
     if resume and not checkpoints:
         raise ConfigError(no_checkpoint_message(out))
+    if dist.is_main():  # rank 0 writes, so rank 0 holds the lock
+        out.mkdir(parents=True, exist_ok=True)
+    with hold_lock(out / LOCK_FILE, f"a training into {out}") if dist.is_main() else nullcontext() as stale:
+        if stale:
+            say(console, f"[yellow]{out}: the run of process {stale} ended without releasing its lock (killed?); "
+                         "taking it over[/]")
+        return train_locked(cfg, out, resume, overwrite, console)
+
+
+def train_locked(cfg: Config, out: Path, resume: bool, overwrite: bool, console: Console | None) -> TrainReport:
+    """`train` while this process holds the output_dir's lock."""
+    assert cfg.data.train, "train checked data.train"
+    checkpoints = list_checkpoints(out)  # again, under the lock: another run may have written some meanwhile
+    if checkpoints and not resume and not overwrite:
+        raise ConfigError(f"{out} already holds checkpoints: pass --resume to continue or --overwrite to start over")
     if overwrite and not resume and dist.is_main():
         for d in checkpoints + [out / "best", out / "last"]:
             shutil.rmtree(d, ignore_errors=True)
