@@ -79,6 +79,19 @@ def write_json(path: str | Path, value: Any) -> None:
         fh.write(json.dumps(value, ensure_ascii=False, indent=2))
 
 
+def swapped_out(target: str | Path) -> Path | None:
+    """The previous copy of a missing dir whose swap was cut between its two renames, else None.
+
+    A dir is replaced in two renames (training/checkpoints.py:atomic_dir): TARGET → .TARGET.old-PID,
+    then the new copy into TARGET. A kill between them leaves no TARGET but the old copy, whole.
+    """
+    target = Path(target)
+    if target.exists() or not target.parent.is_dir():
+        return None
+    olds = [p for p in target.parent.glob(f".{target.name}.old-*") if p.is_dir()]
+    return max(olds, key=lambda p: p.stat().st_mtime) if olds else None
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename inside `path` durable (POSIX fsync of the dir entry).
 

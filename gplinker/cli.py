@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 from rich.console import Console
 
-from gplinker.errors import GPLinkerError
+from gplinker.errors import GPLinkerError, Interrupted
 
 if TYPE_CHECKING:
     from gplinker.commands.check import CheckReport
@@ -85,6 +85,9 @@ def train(
     try:
         cfg = load_config(config, set_ + (["data.skip_invalid=true"] if skip_invalid else []))
         result = run_train(cfg, resume=resume, overwrite=overwrite, console=console)
+    except Interrupted as exc:  # a signal stopped the run after saving a checkpoint
+        console.print(f"[bold yellow]{exc}[/]", highlight=False)
+        raise typer.Exit(128 + exc.signum) from None
     except GPLinkerError as exc:
         fail(exc)
     from gplinker import distributed

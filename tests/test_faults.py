@@ -152,6 +152,9 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_verifies(run_with_check
                                f"{run / 'checkpoint-4' / 'model.safetensors'}: corrupt")
     assert says(result.output, f"resumed from {run / 'checkpoint-2'} at step 2")
     assert verify(run / "last") == "verified"
+    logged = [json.loads(x)["step"] for x in (run / "train_log.jsonl").read_text().splitlines()
+              if json.loads(x)["event"] == "train"]
+    assert logged == [1, 2, 3, 4]  # steps 3 and 4 ran twice, and are logged once
 
 
 def test_resume_with_no_checkpoint_that_verifies_stops(run_with_checkpoints, tmp_path):

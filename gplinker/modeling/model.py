@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from gplinker.atomic_files import swapped_out
 from gplinker.errors import ConfigError, GPLinkerError
 from gplinker.head_spec import HeadSpec
 from gplinker.manifest import verify
@@ -99,6 +100,14 @@ class GPLinkerModel(nn.Module):
         from transformers import AutoConfig, AutoModel
 
         directory = Path(directory)
+        previous = swapped_out(directory)
+        if previous is not None:
+            import warnings
+
+            warnings.warn(f"{directory} is missing: a run was killed while replacing it; loading the previous copy "
+                          f"{previous} (the next `gplinker train --resume` there puts it back)", UserWarning,
+                          stacklevel=2)
+            directory = previous
         config_path = directory / CONFIG
         if not config_path.is_file() or not (directory / WEIGHTS).is_file():
             raise ConfigError(f"{directory} is not a gplinker model dir (needs {CONFIG} and {WEIGHTS})")

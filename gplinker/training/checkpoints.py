@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 
 from gplinker import distributed as dist
-from gplinker.atomic_files import fsync_dir, write_failed, write_json
+from gplinker.atomic_files import fsync_dir, swapped_out, write_failed, write_json
 from gplinker.errors import GPLinkerError
 from gplinker.manifest import verify, write_manifest
 from gplinker.training.loop import LoopState, Optimisation, Step
@@ -62,20 +62,41 @@ class Checkpoints:
         save_checkpoint(self.out, self.state, self.model, self.opt.optimizer, self.opt.scheduler, self.opt.scaler,
                         self.save_model, self.keep)
 
+    def save_now(self) -> Path:
+        """checkpoint-<step>/ of the current step (unless an evaluation just wrote it): a signal stopped the run."""
+        path = self.out / f"{CHECKPOINT_PREFIX}{self.state.step}"
+        if (path / STATE_FILE).is_file():
+            return path
+        return save_checkpoint(self.out, self.state, self.model, self.opt.optimizer, self.opt.scheduler,
+                               self.opt.scaler, self.save_model, self.keep)
+
     def finish(self) -> None:
         if dist.is_main():
             atomic_dir(self.out / "last", lambda d: self.save_model(self.model, d))
             write_json(self.out / "history.json", self.state.history)
 
 
-def prepare_output_dir(out: Path) -> None:
-    """Create `out` and remove the temp dirs of writes that a crash interrupted."""
+def prepare_output_dir(out: Path) -> list[str]:
+    """Create `out`, finish or undo the dir swaps and writes a crash interrupted; returns what was put back.
+
+    A swap cut between its two renames (atomic_dir) left `.NAME.old-PID` and no NAME: the old copy
+    goes back in place. Old copies beside a NAME, and temp dirs and files, are removed.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    restored = []
+    for old in sorted(out.glob(".*.old-*")):
+        target = out / old.name[1:].rsplit(".old-", 1)[0]
+        if old.is_dir() and swapped_out(target) == old:
+            os.replace(old, target)
+            restored.append(f"{target}: put back the previous copy (a run was killed while replacing it)")
+        else:
+            shutil.rmtree(old, ignore_errors=True)
     for stale in out.glob(".*.tmp-*"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
+    return restored
 
 
 def save_checkpoint(out: Path, state: LoopState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
