@@ -39,15 +39,15 @@ def atomic_text(path: str | Path) -> Iterator[IO[str]]:
     path = ensure_parent(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            try:
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
-            except OSError as exc:
-                if exc.errno not in FULL:
-                    raise
-                raise write_failed(path, exc) from None
+        except OSError as exc:  # the buffered write, its flush or close
+            if exc.errno not in FULL:
+                raise
+            raise write_failed(path, exc) from None
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -58,9 +58,30 @@ def atomic_text(path: str | Path) -> Iterator[IO[str]]:
 FULL = tuple(getattr(errno, n) for n in ("ENOSPC", "EFBIG", "EDQUOT") if hasattr(errno, n))
 
 
-def write_failed(path: Path, exc: BaseException) -> GPLinkerError:
+class WriteFailed(GPLinkerError):
+    """A file could not be written (a full disk, a size limit): names the path and the reason."""
+
+
+def is_write_error(exc: BaseException) -> bool:
+    """Whether an exception from saving a file is the file system refusing bytes, whoever wrapped it.
+
+    torch.save reports a full disk as RuntimeError("... unexpected pos ..."), safetensors as
+    SafetensorError("Error while serializing: I/O error: ... (os error 28)").
+    """
+    if isinstance(exc, OSError):
+        return True
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and ("unexpected pos" in text or "PytorchStreamWriter" in text):
+        return True
+    return type(exc).__name__ == "SafetensorError" and "I/O error" in text
+
+
+def write_failed(path: Path, exc: BaseException) -> WriteFailed:
     """The error for a write to `path` that failed: ENOSPC (with the space left) named as such, else the OS reason."""
     code = getattr(exc, "errno", None)
+    if code is None and "(os error " in str(exc):  # safetensors: "... (os error 28)"
+        tail = str(exc).rsplit("(os error ", 1)[1].split(")")[0]
+        code = int(tail) if tail.isdigit() else None
     reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
     if code in FULL or not isinstance(exc, OSError):  # torch.save says "unexpected pos" when the disk fills
         try:
@@ -68,9 +89,9 @@ def write_failed(path: Path, exc: BaseException) -> GPLinkerError:
         except OSError:
             free = "free space unknown"
         name = errno.errorcode.get(code or 0, "ENOSPC") if code in FULL else "likely ENOSPC"
-        return GPLinkerError(f"{path}: could not write it: the disk is full or a file size limit was reached "
+        return WriteFailed(f"{path}: could not write it: the disk is full or a file size limit was reached "
                              f"({name}, {free}; {reason}); free some space or write elsewhere")
-    return GPLinkerError(f"{path}: could not write it ({reason})")
+    return WriteFailed(f"{path}: could not write it ({reason})")
 
 
 def write_json(path: str | Path, value: Any) -> None:

@@ -171,7 +171,7 @@ def predict(
     from contextlib import nullcontext
 
     from gplinker import distributed
-    from gplinker.atomic_files import atomic_text, ensure_parent
+    from gplinker.atomic_files import WriteFailed, atomic_text, ensure_parent
     from gplinker.commands.predict import check_model_format, output_lock, predict_lines
     from gplinker.data.reading import read_text_lines
     from gplinker.predict import Predictor
@@ -188,13 +188,19 @@ def predict(
                                                   runtime=runtime, trust_remote_code=trust_remote_code,
                                                   threshold=threshold, max_length=max_length, cut=cut)
             lines = read_text_lines(input)
+            written = [0]
             # the output file appears whole when every line is written, or not at all
-            with atomic_text(output) if output and main else nullcontext(sys.stdout) as sink:
-                def write(line: str) -> None:
-                    sink.write(line + "\n")
+            try:
+                with atomic_text(output) if output and main else nullcontext(sys.stdout) as sink:
+                    def write(line: str) -> None:
+                        sink.write(line + "\n")
+                        written[0] += 1
 
-                summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>",
-                                        fmt=format)
+                    summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>",
+                                            fmt=format)
+            except WriteFailed as exc:
+                raise WriteFailed(f"{exc}. {written[0]} line(s) had been predicted; {output} was left as it was "
+                                  "(predict writes a temporary file and renames it when every line is in)") from None
     except GPLinkerError as exc:
         fail(exc)
     if distributed.is_main():

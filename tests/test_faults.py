@@ -3,10 +3,14 @@ are caught by manifest.json and reported as `DIR/FILE: corrupt or incomplete (..
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import re
 import shutil
 import struct
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -167,3 +171,78 @@ def test_resume_with_no_checkpoint_that_verifies_stops(run_with_checkpoints, tmp
     assert result.exit_code == 2, result.output
     assert says(result.output, f"--resume: no checkpoint in {run} verifies")
     assert "Traceback" not in result.output
+
+
+# --- a full disk --------------------------------------------------------------------------------
+
+def limited(max_bytes: int, *args: str) -> list[str]:
+    """A gplinker command line that runs under a file-size limit (ulimit -f): a write past it fails with EFBIG,
+    as on a full disk (Python ignores SIGXFSZ, so the write returns the error)."""
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({max_bytes}, {max_bytes})); "
+            "from gplinker.cli import app; sys.argv[0] = 'gplinker'; app()")
+    return [sys.executable, "-c", code, *args]
+
+
+def test_a_checkpoint_write_past_the_disk_names_the_dir_and_leaves_nothing_half_written(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", [spans_record(t, e) for t, e in NER_SENTENCES])
+    config = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
+    out = tmp_path / "run"
+    # the tiny model's weights (~66 kB) pass 30 kB; its cache entries and logs do not
+    proc = subprocess.run(limited(30_000, "train", str(config), *set_args(tiny_overrides(train, None, out,
+                                                                                          "train.max_steps=2"))),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert says(proc.stderr, f"{out / 'best'}: could not write it: the disk is full or a file size limit was "
+                             "reached (EFBIG")
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not list(out.glob(".*")), "no temp dir or lock is left behind"
+    assert not (out / "best").exists()
+
+
+def test_predict_past_the_disk_leaves_no_partial_output_and_says_how_far_it_got(tiny_model_dir, tmp_path):
+    data = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t, _ in NER_SENTENCES] * 20)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run(limited(3_000, "predict", str(tiny_model_dir), str(data), "-o", str(out)),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert says(proc.stderr, f"{out}: could not write it: the disk is full or a file size limit was reached (EFBIG")
+    done = re.search(r"\. (\d+) line\(s\) had been predicted; (\S+) was left as it was", " ".join(proc.stderr.split()))
+    assert done and 0 < int(done.group(1)) < len(NER_SENTENCES) * 20, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_atomic_dir_that_fails_keeps_the_previous_copy(tmp_path):
+    from gplinker.atomic_files import WriteFailed
+    from gplinker.training.checkpoints import atomic_dir
+
+    target = tmp_path / "best"
+    atomic_dir(target, lambda d: (d / "a.txt").write_text("old"))
+
+    def full(d):
+        (d / "a.txt").write_text("new, half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(WriteFailed, match=r"best: could not write it: the disk is full .*\(ENOSPC"):
+        atomic_dir(target, full)
+    assert (target / "a.txt").read_text() == "old"
+    assert verify(target) == "verified"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
+def test_a_cache_that_cannot_be_written_falls_back_to_an_uncached_run(tmp_path, monkeypatch):
+    from gplinker.data import cache
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache, "commit", full)
+    train = write_jsonl(tmp_path / "train.jsonl", [spans_record(t, e) for t, e in NER_SENTENCES])
+    config = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(config), *set_args(tiny_overrides(train, None, out,
+                                                                                "train.max_steps=2"))])
+    assert result.exit_code == 0, result.output
+    assert says(result.output, "(ENOSPC") and says(result.output, "the corpus stage runs without the encoding cache")
+    assert says(result.output, "the windows stage runs without the encoding cache")
+    assert verify(out / "last") == "verified"
+    assert not list((out / "cache").glob("corpus-*"))

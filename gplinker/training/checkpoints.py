@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 
 from gplinker import distributed as dist
-from gplinker.atomic_files import fsync_dir, swapped_out, write_failed, write_json
+from gplinker.atomic_files import fsync_dir, is_write_error, swapped_out, write_failed, write_json
 from gplinker.errors import GPLinkerError
 from gplinker.manifest import verify, write_manifest
 from gplinker.training.loop import LoopState, Optimisation, Step
@@ -272,8 +272,10 @@ def atomic_dir(target: Path, write: Callable[[Path], object]) -> Path:
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError("unexpected pos ...")
+    except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not is_write_error(exc):  # a full disk, however torch or safetensors word it
+            raise
         raise write_failed(target, exc) from None
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists():

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gplinker.atomic_files import atomic_text
+from gplinker.atomic_files import atomic_text, write_failed
 from gplinker.training.loop import Step
 
 LOG_FILE = "train_log.jsonl"
@@ -48,8 +48,11 @@ class TrainLog:
         return line
 
     def write(self, entry: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise write_failed(self.path, exc) from None
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
         if self.writer is not None:
