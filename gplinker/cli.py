@@ -174,7 +174,7 @@ def predict(
     from gplinker.atomic_files import WriteFailed, atomic_text, ensure_parent
     from gplinker.commands.predict import check_model_format, output_lock, predict_lines
     from gplinker.data.reading import read_text_lines
-    from gplinker.predict import Predictor
+    from gplinker.predict import IDLE_FLUSH_S, Predictor
 
     try:
         check_model_format(model_dir, format)
@@ -197,7 +197,8 @@ def predict(
                         written[0] += 1
 
                     summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>",
-                                            fmt=format)
+                                            fmt=format, idle=IDLE_FLUSH_S if input == "-" else None,
+                                            flush=None if output else sys.stdout.flush)
             except WriteFailed as exc:
                 raise WriteFailed(f"{exc}. {written[0]} line(s) had been predicted; {output} was left as it was "
                                   "(predict writes a temporary file and renames it when every line is in)") from None

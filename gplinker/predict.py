@@ -389,13 +389,77 @@ def _channel_chunks(x: Tensor, above: Tensor) -> Iterator[tuple[int, Tensor, Ten
         yield c0 * cells, x[c0 : c0 + step].reshape(-1), above[c0 : c0 + step].reshape(-1)
 
 
-def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of `size` items (the last may be shorter); keeps memory flat when streaming."""
+# Characters per chunk of texts (gplinker predict, Pipeline.stream): with the line count, what bounds a
+# chunk's windows and so its memory, however long the lines. A character is at most one token for
+# WordPiece and char-level tokenizers, so 2**18 characters make at most 2**18 tokens, ~2k windows of 128.
+CHUNK_CHARS = 1 << 18
+IDLE_FLUSH_S = 0.2  # a partial chunk of a slow stream (a pipe) is predicted after this long without input
+
+
+def chunks(items: Iterable[T], size: int, weight: Callable[[T], int] | None = None, budget: int = 0,
+           idle: float | None = None) -> Iterator[list[T]]:
+    """Consecutive lists of at most `size` items whose `weight`s sum to at most `budget` (an item heavier than
+    the budget goes alone); keeps memory flat when streaming.
+
+    With `idle` (seconds), items are read on a background thread and a partial chunk is yielded
+    when no new item came for that long, so a slow producer (stdin from a pipe) gets its results
+    without waiting for `size` items.
+    """
+    source: Iterable[T] = items if idle is None else _read_ahead(items, size, idle)
     chunk: list[T] = []
-    for item in items:
+    total = 0
+    for item in source:
+        if item is _IDLE:
+            if chunk:
+                yield chunk
+                chunk, total = [], 0
+            continue
+        w = weight(item) if weight is not None else 0
+        if chunk and budget and total + w > budget:
+            yield chunk
+            chunk, total = [], 0
         chunk.append(item)
+        total += w
         if len(chunk) == size:
             yield chunk
-            chunk = []
+            chunk, total = [], 0
     if chunk:
         yield chunk
+
+
+_IDLE: Any = object()  # yielded by _read_ahead when no item came within the wait
+_END: Any = object()
+
+
+def _read_ahead(items: Iterable[T], size: int, idle: float) -> Iterator[T]:
+    """The items of `items`, read by a daemon thread into a bounded queue; `_IDLE` after `idle` s without one."""
+    import queue
+    import threading
+
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(2 * size, 1))
+    failure: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            for item in items:
+                q.put(item)
+        except BaseException as exc:  # re-raised in the consumer's thread
+            failure.append(exc)
+        finally:
+            q.put(_END)
+
+    threading.Thread(target=feed, daemon=True, name="gplinker-read-ahead").start()
+    waiting = False  # after an _IDLE, block until the next item: no busy loop on an idle pipe
+    while True:
+        try:
+            item = q.get(timeout=None if waiting else idle)
+        except queue.Empty:
+            waiting = True
+            yield _IDLE
+            continue
+        waiting = False
+        if item is _END:
+            if failure:
+                raise failure[0]
+            return
+        yield item
