@@ -60,8 +60,14 @@ class TrainingData:
     """Where the stages put their entries (the cache, or a temporary directory) and who builds them."""
 
     def __init__(self, output_dir: str | Path, num_proc: int, console: Console | None):
-        self.root = cache.work_dir(output_dir)
-        self.shared = cache.cache_dir(output_dir) is not None
+        try:
+            self.root = cache.work_dir(output_dir)
+            self.shared = cache.cache_dir(output_dir) is not None
+        except OSError as exc:  # the cache dir cannot be made (a file in the way, a full disk): run without it
+            self.root, self.shared = Path(tempfile.mkdtemp(prefix="gplinker-cache-")), False
+            atexit.register(shutil.rmtree, self.root, ignore_errors=True)
+            say(console, f"[yellow]{write_failed(Path(str(cache.cache_dir(output_dir))), exc)}: running without the "
+                         f"encoding cache (in {self.root})[/]")
         self.num_proc = num_procs(num_proc)
         self.console = console
 
