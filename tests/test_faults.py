@@ -246,3 +246,17 @@ def test_a_cache_that_cannot_be_written_falls_back_to_an_uncached_run(tmp_path, 
     assert says(result.output, "the windows stage runs without the encoding cache")
     assert verify(out / "last") == "verified"
     assert not list((out / "cache").glob("corpus-*"))
+
+
+def test_a_cache_dir_that_cannot_be_made_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("GPLINKER_CACHE_DIR", str(blocker / "cache"))
+    train = write_jsonl(tmp_path / "train.jsonl", [spans_record(t, e) for t, e in NER_SENTENCES])
+    config = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
+    result = runner.invoke(app, ["train", str(config), *set_args(tiny_overrides(train, None, tmp_path / "run",
+                                                                                "train.max_steps=2"))])
+    assert result.exit_code == 0, result.output
+    assert says(result.output, f"{blocker / 'cache'}: could not write it") and says(result.output, "running without "
+                                                                                    "the encoding cache")
+    assert verify(tmp_path / "run" / "last") == "verified"
