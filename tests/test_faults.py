@@ -137,12 +137,14 @@ def test_newest_usable_skips_corrupt_and_legacy_broken_checkpoints(run_with_chec
     flip_byte(four / "trainer_state.pt", 200)
     path, skipped = newest_usable([two, four])
     assert path == two
-    assert len(skipped) == 1 and skipped[0].startswith(f"{four / 'trainer_state.pt'}: corrupt or incomplete (expected")
+    assert len(skipped) == 1 and skipped[0][0] == four
+    assert skipped[0][1].startswith(f"{four / 'trainer_state.pt'}: corrupt or incomplete (expected")
     (two / MANIFEST).unlink()  # a checkpoint from before manifests, with an empty state file
     (two / "trainer_state.pt").write_bytes(b"")
     path, skipped = newest_usable([two, four])
     assert path is None
-    assert skipped[1] == f"{two / 'trainer_state.pt'}: corrupt or incomplete (cannot read it: the file ends early)"
+    state = two / "trainer_state.pt"
+    assert skipped[1] == (two, f"{state}: corrupt or incomplete (cannot read it: the file ends early)")
 
 
 def test_resume_falls_back_to_the_newest_checkpoint_that_verifies(run_with_checkpoints, tmp_path):

@@ -118,11 +118,11 @@ def no_checkpoint_message(out: Path) -> str:
 def pick_checkpoint(out: Path, checkpoints: list[Path], console: Console | None) -> Path:
     """The newest checkpoint that verifies; says which newer ones were skipped and why; none: a GPLinkerError."""
     path, skipped = newest_usable(checkpoints)
-    for reason in skipped:
-        say(console, f"[yellow]--resume: skipped {reason.split(': ')[0].rsplit('/', 1)[0]}: {reason}[/]")
+    for skipped_path, reason in skipped:
+        say(console, f"[yellow]--resume: skipped {skipped_path}: {reason}[/]")
     if path is None:
-        raise GPLinkerError(f"--resume: no checkpoint in {out} verifies ({'; '.join(skipped)}); start a new run "
-                            "with --overwrite")
+        raise GPLinkerError(f"--resume: no checkpoint in {out} verifies ({'; '.join(r for _, r in skipped)}); start "
+                            "a new run with --overwrite")
     return path
 
 

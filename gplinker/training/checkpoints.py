@@ -137,13 +137,13 @@ def list_checkpoints(out: Path) -> list[Path]:
     return [d for _, d in sorted(found)]
 
 
-def newest_usable(checkpoints: list[Path]) -> tuple[Path | None, list[str]]:
-    """The newest checkpoint whose files verify, and why each newer one was skipped ("DIR/FILE: corrupt ...").
+def newest_usable(checkpoints: list[Path]) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint whose files verify, and each newer one skipped with why ("DIR/FILE: corrupt ...").
 
     A checkpoint with a manifest is checked against it (every file's size and sha256); one written
     before manifests existed has its trainer state read and its weights' header parsed instead.
     """
-    skipped: list[str] = []
+    skipped: list[tuple[Path, str]] = []
     for path in reversed(checkpoints):
         try:
             if verify(path) == "unverified":
@@ -152,9 +152,9 @@ def newest_usable(checkpoints: list[Path]) -> tuple[Path | None, list[str]]:
                     pass
             return path, skipped
         except GPLinkerError as exc:
-            skipped.append(str(exc))
+            skipped.append((path, str(exc)))
         except Exception as exc:  # SafetensorError from a header that does not parse
-            skipped.append(f"{path / 'model.safetensors'}: corrupt or incomplete ({str(exc)[:200]})")
+            skipped.append((path, f"{path / 'model.safetensors'}: corrupt or incomplete ({str(exc)[:200]})"))
     return None, skipped
 
 
