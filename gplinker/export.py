@@ -31,7 +31,7 @@ from torch import nn
 
 from gplinker.errors import ConfigError
 from gplinker.manifest import MANIFEST, write_manifest
-from gplinker.modeling.model import GPLinkerModel
+from gplinker.modeling.model import GPLinkerModel, resolve_model_dir
 from gplinker.onnx_runtime import ONNX_FILE, OnnxLogits
 
 INPUTS = ("input_ids", "attention_mask")
@@ -95,7 +95,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, texts: Sequence[str]
     """
     from gplinker.modeling.encoders import load_tokenizer
 
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    model_dir, out_dir = resolve_model_dir(model_dir), Path(out_dir)
     if out_dir.resolve() == model_dir.resolve():
         raise ConfigError("the ONNX output dir must differ from the model dir")
     model, section = GPLinkerModel.load(model_dir)

@@ -64,15 +64,14 @@ class Predictor:
         from gplinker.data.schema import Schema
         from gplinker.model_format import check_model_format
         from gplinker.modeling.encoders import check_saved_tokenizer, load_tokenizer
-        from gplinker.modeling.model import GPLinkerModel
+        from gplinker.modeling.model import GPLinkerModel, resolve_model_dir, warn_unverified
         from gplinker.tasks import build_task
 
-        model_dir = Path(model_dir)
+        model_dir = resolve_model_dir(model_dir)  # a dir whose swap a kill cut: its previous copy
         session: OnnxLogits | None = None
         model: GPLinkerModel | None = None
         if pick_runtime(model_dir, runtime) == "onnx":
             from gplinker.manifest import verify
-            from gplinker.modeling.model import warn_unverified
 
             warn_unverified(model_dir, verify(model_dir))
             session = OnnxLogits.load(model_dir)

@@ -71,7 +71,9 @@ def test_sigterm_saves_a_checkpoint_says_so_and_the_run_resumes_from_it(tmp_path
 
 
 def test_a_swap_cut_between_its_renames_loads_the_old_copy_and_the_next_run_puts_it_back(tiny_model_dir, tmp_path):
+    from gplinker.data.examples import Example
     from gplinker.modeling.model import GPLinkerModel
+    from gplinker.predict import Predictor
 
     out = tmp_path / "run"
     out.mkdir()
@@ -79,7 +81,8 @@ def test_a_swap_cut_between_its_renames_loads_the_old_copy_and_the_next_run_puts
     shutil.copytree(tiny_model_dir, out / ".best.tmp-4242")  # the new copy, never renamed into place
     with pytest.warns(UserWarning, match=r"run/best is missing: a run was killed while replacing it; loading the "
                                          r"previous copy .*\.best\.old-4242"):
-        GPLinkerModel.load(out / "best")
+        predictor = Predictor.from_pretrained(out / "best", device="cpu")  # model, tokenizer and all
+    assert len(predictor.predict([Example(text="张伟在北京")])) == 1
     assert prepare_output_dir(out) == [f"{out / 'best'}: put back the previous copy (a run was killed while "
                                        "replacing it)"]
     assert sorted(p.name for p in out.iterdir()) == ["best"]

@@ -99,15 +99,7 @@ class GPLinkerModel(nn.Module):
         """Rebuild the model from a dir written by `save`; returns (model, gplinker config section)."""
         from transformers import AutoConfig, AutoModel
 
-        directory = Path(directory)
-        previous = swapped_out(directory)
-        if previous is not None:
-            import warnings
-
-            warnings.warn(f"{directory} is missing: a run was killed while replacing it; loading the previous copy "
-                          f"{previous} (the next `gplinker train --resume` there puts it back)", UserWarning,
-                          stacklevel=2)
-            directory = previous
+        directory = resolve_model_dir(directory)
         config_path = directory / CONFIG
         if not config_path.is_file() or not (directory / WEIGHTS).is_file():
             raise ConfigError(f"{directory} is not a gplinker model dir (needs {CONFIG} and {WEIGHTS})")
@@ -132,6 +124,19 @@ class GPLinkerModel(nn.Module):
         model = cls(encoder, heads, section["head_type"], section["head_size"])
         model.load_state_dict(read_weights(directory / WEIGHTS), strict=True)
         return model, section
+
+
+def resolve_model_dir(directory: str | Path) -> Path:
+    """`directory`, or, when a run was killed while replacing it, the previous copy it left (with a warning)."""
+    directory = Path(directory)
+    previous = swapped_out(directory)
+    if previous is None:
+        return directory
+    import warnings
+
+    warnings.warn(f"{directory} is missing: a run was killed while replacing it; loading the previous copy "
+                  f"{previous} (the next `gplinker train --resume` there puts it back)", UserWarning, stacklevel=3)
+    return previous
 
 
 def read_weights(path: Path, device: str = "cpu") -> dict[str, Tensor]:
