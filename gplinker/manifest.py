@@ -77,6 +77,8 @@ def verify(directory: str | Path) -> str:
     files = read_manifest(directory)
     if files is None:
         return "unverified"
+    edited = (f"; changed on purpose? re-hash the dir: python -c \"from gplinker.manifest import write_manifest; "
+              f"write_manifest('{directory}')\"")
     for name, entry in files.items():
         path = directory / name
         expected = f"expected sha256 {entry.get('sha256')}, {entry.get('size')} bytes"
@@ -84,8 +86,8 @@ def verify(directory: str | Path) -> str:
             raise CorruptFile(f"{path}: corrupt or incomplete ({expected}; the file is missing)")
         size = path.stat().st_size
         if size != entry.get("size"):
-            raise CorruptFile(f"{path}: corrupt or incomplete ({expected}; found {size} bytes)")
+            raise CorruptFile(f"{path}: corrupt or incomplete ({expected}; found {size} bytes){edited}")
         sha, _ = sha256_file(path)
         if sha != entry.get("sha256"):
-            raise CorruptFile(f"{path}: corrupt or incomplete ({expected}; found sha256 {sha})")
+            raise CorruptFile(f"{path}: corrupt or incomplete ({expected}; found sha256 {sha}){edited}")
     return "verified"
