@@ -393,6 +393,7 @@ def _channel_chunks(x: Tensor, above: Tensor) -> Iterator[tuple[int, Tensor, Ten
 # WordPiece and char-level tokenizers, so 2**18 characters make at most 2**18 tokens, ~2k windows of 128.
 CHUNK_CHARS = 1 << 18
 IDLE_FLUSH_S = 0.2  # a partial chunk of a slow stream (a pipe) is predicted after this long without input
+READ_AHEAD = 16  # items the reader thread may hold beyond the chunk being built
 
 
 def chunks(items: Iterable[T], size: int, weight: Callable[[T], int] | None = None, budget: int = 0,
@@ -404,7 +405,7 @@ def chunks(items: Iterable[T], size: int, weight: Callable[[T], int] | None = No
     when no new item came for that long, so a slow producer (stdin from a pipe) gets its results
     without waiting for `size` items.
     """
-    source: Iterable[T] = items if idle is None else _read_ahead(items, size, idle)
+    source: Iterable[T] = items if idle is None else _read_ahead(items, idle)
     chunk: list[T] = []
     total = 0
     for item in source:
@@ -430,12 +431,12 @@ _IDLE: Any = object()  # yielded by _read_ahead when no item came within the wai
 _END: Any = object()
 
 
-def _read_ahead(items: Iterable[T], size: int, idle: float) -> Iterator[T]:
+def _read_ahead(items: Iterable[T], idle: float) -> Iterator[T]:
     """The items of `items`, read by a daemon thread into a bounded queue; `_IDLE` after `idle` s without one."""
     import queue
     import threading
 
-    q: queue.Queue[Any] = queue.Queue(maxsize=max(2 * size, 1))
+    q: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)  # lines, not chunks: memory stays bounded by the chunk
     failure: list[BaseException] = []
 
     def feed() -> None:

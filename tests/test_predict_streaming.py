@@ -10,6 +10,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -86,3 +87,21 @@ def test_predict_from_a_pipe_answers_each_line_before_the_next_arrives(tiny_mode
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_read_ahead_thread_holds_a_bounded_number_of_lines():
+    from gplinker.predict import READ_AHEAD, _read_ahead
+
+    produced = [0]
+
+    def source():
+        for k in range(100):
+            produced[0] += 1
+            yield k
+
+    ahead = []
+    for consumed, _ in enumerate(_read_ahead(source(), idle=30), start=1):  # no pause of 30 s: no _IDLE
+        time.sleep(0.002)  # a slow consumer: the reader runs as far ahead as it may
+        ahead.append(produced[0] - consumed)
+    assert len(ahead) == 100
+    assert max(ahead) <= READ_AHEAD + 2  # the queue, one item in the reader's hand, one blocked in put
