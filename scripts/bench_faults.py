@@ -10,9 +10,10 @@ inputs, each run through the `gplinker` CLI in a subprocess, plus a streaming be
    Model: a scratch NER model trained here for a few steps on synthetic sentences.
 2. Streaming (`--stream`, instead of the matrix): `gplinker predict -` fed 1,100 lines of 20k
    characters, then 300k short lines: peak RSS of the predict process (VmHWM, polled), seconds to
-   the first output line; and 12 lines sent one a second through a pipe: the worst delay from a
-   line in to its line out. Goals: peak RSS <= 1.5 GB for both, first line within 5 s, per-line
-   delay <= 1 s. Model: the same scratch NER model with 128-token windows.
+   the first output line; and 13 lines sent one a second through a pipe: the worst delay from a
+   line in to its line out after the first (which waits for the process to start). Goals: peak
+   RSS <= 1.5 GB for both, first line within 5 s, per-line delay <= 1 s. Model: the same scratch
+   NER model with 128-token windows.
 
     python scripts/bench_faults.py             # the matrix (a few minutes on 2 cores)
     python scripts/bench_faults.py --stream    # the streaming benchmark (minutes)
@@ -398,12 +399,14 @@ def streaming(lab: Lab, scale: float = 1.0) -> None:
         peak, first, lines = peak_and_first_line(command, path)
         print(f"| {name} | {lines} | {peak:.0f} | {first:.1f} | RSS <= 1536 MB {'met' if peak <= 1536 else 'NOT met'},"
               f" first line <= 5 s {'met' if first <= 5 else 'NOT met'} |")
-    delays = slow_pipe_delays(lab.run / "best")
-    print("\n| slow pipe (1 line/s) | lines | max delay s | median delay s | goal |")
-    print("|---|---|---|---|---|")
-    median = sorted(delays)[len(delays) // 2]
-    print(f"| gplinker predict - | {len(delays)} | {max(delays):.2f} | {median:.2f} | <= 1 s "
-          f"{'met' if max(delays) <= 1 else 'NOT met'} |")
+    delays = slow_pipe_delays(lab.run / "best", 13)
+    first, rest = delays[0], delays[1:]  # the first line waits for the process to start and load the model
+    print("\n| slow pipe (1 line/s) | first line s (start + load) | lines after it | max delay s | median delay s "
+          "| goal |")
+    print("|---|---|---|---|---|---|")
+    median = sorted(rest)[len(rest) // 2]
+    print(f"| gplinker predict - | {first:.2f} | {len(rest)} | {max(rest):.2f} | {median:.2f} | <= 1 s "
+          f"{'met' if max(rest) <= 1 else 'NOT met'} |")
 
 
 def main() -> None:
