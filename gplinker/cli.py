@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 from rich.console import Console
 
-from gplinker.errors import GPLinkerError
+from gplinker.errors import GPLinkerError, Interrupted
 
 if TYPE_CHECKING:
     from gplinker.commands.check import CheckReport
@@ -91,6 +91,9 @@ def train(
     try:
         cfg = load_config(config, set_ + (["data.skip_invalid=true"] if skip_invalid else []))
         result = run_train(cfg, resume=resume, overwrite=overwrite, console=console, init_from=init_from)
+    except Interrupted as exc:  # a signal stopped the run after saving a checkpoint
+        console.print(f"[bold yellow]{exc}[/]", highlight=False)
+        raise typer.Exit(128 + exc.signum) from None
     except GPLinkerError as exc:
         fail(exc)
     from gplinker import distributed
@@ -213,10 +216,10 @@ def predict(
     from contextlib import nullcontext
 
     from gplinker import distributed
-    from gplinker.atomic_files import atomic_text, ensure_parent
-    from gplinker.commands.predict import check_model_format, predict_lines
+    from gplinker.atomic_files import WriteFailed, atomic_text, ensure_parent
+    from gplinker.commands.predict import check_model_format, output_lock, predict_lines
     from gplinker.data.reading import read_text_lines
-    from gplinker.predict import Predictor
+    from gplinker.predict import IDLE_FLUSH_S, Predictor
 
     try:
         check_model_format(model_dir, format)
@@ -224,16 +227,26 @@ def predict(
             ensure_parent(output)  # before loading the model, so a bad path costs no work
         rank_device = distributed.setup(device)
         main = distributed.is_main()
-        predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
-                                              runtime=runtime, trust_remote_code=trust_remote_code, threshold=threshold,
-                                              max_length=max_length, cut=cut)
-        lines = read_text_lines(input)
-        # the output file appears whole when every line is written, or not at all
-        with atomic_text(output) if output and main else nullcontext(sys.stdout) as sink:
-            def write(line: str) -> None:
-                sink.write(line + "\n")
+        # one predict at a time into a file, and never into the file it reads
+        with output_lock(input, output if main else None):
+            predictor = Predictor.from_pretrained(model_dir, device=str(rank_device or device), batch_size=batch_size,
+                                                  runtime=runtime, trust_remote_code=trust_remote_code,
+                                                  threshold=threshold, max_length=max_length, cut=cut)
+            lines = read_text_lines(input)
+            written = [0]
+            # the output file appears whole when every line is written, or not at all
+            try:
+                with atomic_text(output) if output and main else nullcontext(sys.stdout) as sink:
+                    def write(line: str) -> None:
+                        sink.write(line + "\n")
+                        written[0] += 1
 
-            summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>", fmt=format)
+                    summary = predict_lines(predictor, lines, write, source=input if input != "-" else "<stdin>",
+                                            fmt=format, idle=IDLE_FLUSH_S if input == "-" else None,
+                                            flush=None if output else sys.stdout.flush)
+            except WriteFailed as exc:
+                raise WriteFailed(f"{exc}. {written[0]} line(s) had been predicted; {output} was left as it was "
+                                  "(predict writes a temporary file and renames it when every line is in)") from None
     except GPLinkerError as exc:
         fail(exc)
     if distributed.is_main():

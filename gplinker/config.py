@@ -174,10 +174,24 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
         except ValueError:
             pass
     if hint is bool and not isinstance(value, bool) or hint is not bool and isinstance(value, bool):
-        raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {value!r}")
+        raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {shown(value)}")
     if not isinstance(value, hint):
-        raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {value!r}")
+        raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {shown(value)}")
     return value
+
+
+def shown(value: Any) -> str:
+    """A value as an error message quotes it: repr, cut short, nested levels and long lists elided.
+
+    reprlib stops at its limits instead of building the whole repr, so a YAML anchor bomb (a few
+    lines that expand to billions of list items) costs microseconds here, not gigabytes.
+    """
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxtuple, r.maxset = 2, 4, 4, 4, 4
+    r.maxstring, r.maxother, r.maxlong = 80, 80, 40
+    return r.repr(value)
 
 
 def to_dict(config: Config) -> dict[str, Any]:
@@ -222,7 +236,11 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            raise ConfigError(f"{path}: not valid YAML: {str(exc)[:500]}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not a config: its YAML is nested too deeply") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: a config is a YAML mapping of sections, got {shown(values)}")
         values = _resolve_paths(values, path.parent)
     config = from_dict(Config, apply_overrides(values, list(overrides)))
     validate(config)
@@ -268,7 +286,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"data.stride must be in [0, max_length - 4), got {config.data.stride}")
     span = config.model.max_span_length
     if isinstance(span, str) and span not in ("auto", "none") or isinstance(span, int) and span < 1:
-        raise ConfigError(f"model.max_span_length must be auto, none or a number of tokens >= 1, got {span!r}")
+        raise ConfigError(f"model.max_span_length must be auto, none or a number of tokens >= 1, got {shown(span)}")
     if config.data.num_proc < 0:
         raise ConfigError(f"data.num_proc must be 0 (one per core) or more, got {config.data.num_proc}")
     for name in ("batch_size", "eval_batch_size", "grad_accum", "keep_checkpoints"):

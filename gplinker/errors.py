@@ -17,3 +17,11 @@ class DataError(GPLinkerError):
     def __init__(self, path: str, line: int, message: str):
         self.path, self.line, self.message = str(path), line, message
         super().__init__(f"{self.path}:{line}: {message}" if line > 0 else f"{self.path}: {message}")
+
+
+class Interrupted(GPLinkerError):
+    """A run stopped by a signal after saving its state; the CLI exits with 128 + `signum`."""
+
+    def __init__(self, message: str, signum: int):
+        self.signum = signum
+        super().__init__(message)

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from gplinker.errors import ConfigError
-from gplinker.modeling.model import GPLinkerModel
+from gplinker.manifest import MANIFEST, write_manifest
+from gplinker.modeling.model import GPLinkerModel, resolve_model_dir
 from gplinker.onnx_runtime import ONNX_FILE, OnnxLogits
 
 INPUTS = ("input_ids", "attention_mask")
@@ -94,11 +95,12 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, texts: Sequence[str]
     """
     from gplinker.modeling.encoders import load_tokenizer
 
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    model_dir, out_dir = resolve_model_dir(model_dir), Path(out_dir)
     if out_dir.resolve() == model_dir.resolve():
         raise ConfigError("the ONNX output dir must differ from the model dir")
     model, section = GPLinkerModel.load(model_dir)
     model.eval()
+    (out_dir / MANIFEST).unlink(missing_ok=True)  # an earlier export's, which the new files would contradict
     tokenizer = load_tokenizer(str(model_dir), model.model_type)
     graph = LogitsGraph(model).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,12 +112,14 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, texts: Sequence[str]
     config["gplinker"]["onnx"] = {"file": ONNX_FILE, "inputs": list(INPUTS), "outputs": graph.names,
                                   "opset": graph_opset(out_dir / ONNX_FILE), "torch": torch.__version__}
     (out_dir / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_manifest(out_dir)
 
     check_texts = list(texts) if texts else synthetic_texts(tokenizer, section["max_length"])
     report = check_parity(model_dir, out_dir, check_texts)
     report.seconds = seconds
     config["gplinker"]["onnx"]["max_abs_diff"] = report.max_abs_diff
     (out_dir / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_manifest(out_dir)  # last, over the final config.json
     if report.max_abs_diff > tolerance or not report.masks_agree:
         raise ConfigError(f"ONNX parity check failed: max |logit difference| {report.max_abs_diff:.3g} > {tolerance:g}"
                           f" or masked cells differ ({out_dir} is kept for inspection)")

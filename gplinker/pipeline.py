@@ -6,8 +6,9 @@
     nlp(["张伟在北京大学读书。", "李娜去了上海。"])                  # a list of records, input order
     for record in nlp.stream(open_lines_of_texts): ...          # lazily, memory stays flat
 
-Texts are predicted in chunks of `chunk_size`; inside a chunk, windows of long texts are batched
-by length like every other window (`Predictor`), and each text's windows are merged back.
+Texts are predicted in chunks of at most `chunk_size` texts and `predict.CHUNK_CHARS` characters;
+inside a chunk, windows of long texts are batched by length like every other window (`Predictor`),
+and each text's windows are merged back.
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ class Pipeline:
         return list(self.stream(texts))
 
     def stream(self, texts: Iterable[TextInput]) -> Iterator[Record]:
-        """Records one by one, in input order, predicting `chunk_size` texts at a time."""
-        from gplinker.predict import chunks
+        """Records one by one, in input order, predicting a chunk of texts at a time (module docstring)."""
+        from gplinker.predict import CHUNK_CHARS, chunks
 
-        for chunk in chunks((as_example(t) for t in texts), self.chunk_size):
+        for chunk in chunks((as_example(t) for t in texts), self.chunk_size, weight=lambda e: len(e.text),
+                            budget=CHUNK_CHARS):
             for example, prediction in zip(chunk, self.predictor.predict(chunk)):
                 yield self.task.record(example, prediction)
 

@@ -69,14 +69,17 @@ class Predictor:
         """
         from gplinker.data.schema import Schema
         from gplinker.model_format import check_model_format
-        from gplinker.modeling.encoders import check_vocab_fits, load_tokenizer
-        from gplinker.modeling.model import GPLinkerModel
+        from gplinker.modeling.encoders import check_saved_tokenizer, load_tokenizer
+        from gplinker.modeling.model import GPLinkerModel, resolve_model_dir, warn_unverified
         from gplinker.tasks import build_task
 
-        model_dir = Path(model_dir)
+        model_dir = resolve_model_dir(model_dir)  # a dir whose swap a kill cut: its previous copy
         session: OnnxLogits | None = None
         model: GPLinkerModel | None = None
         if pick_runtime(model_dir, runtime) == "onnx":
+            from gplinker.manifest import verify
+
+            warn_unverified(model_dir, verify(model_dir))
             session = OnnxLogits.load(model_dir)
             config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
             section, model_type, dev = config["gplinker"], config.get("model_type", "bert"), torch.device("cpu")
@@ -87,7 +90,7 @@ class Predictor:
             model.to(dev).eval()
         tokenizer = load_tokenizer(str(model_dir), model_type, trust_remote_code)
         if model is not None:
-            check_vocab_fits(tokenizer, model.encoder, str(model_dir))
+            check_saved_tokenizer(tokenizer, model.encoder, section, str(model_dir))
         event = section.get("event", {})  # missing before model.event: triggers required, as then
         task = build_task(section["task"], Schema.from_dict(section["schema"]), section.get("decode", "nested"),
                           bool(event.get("require_trigger", True)), event.get("min_arguments", 2))
@@ -454,13 +457,78 @@ def _channel_chunks(x: Tensor, above: Tensor) -> Iterator[tuple[int, Tensor, Ten
         yield c0 * cells, x[c0 : c0 + step].reshape(-1), above[c0 : c0 + step].reshape(-1)
 
 
-def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of `size` items (the last may be shorter); keeps memory flat when streaming."""
+# Characters per chunk of texts (gplinker predict, Pipeline.stream): with the line count, what bounds a
+# chunk's windows and so its memory, however long the lines. A character is at most one token for
+# WordPiece and char-level tokenizers, so 2**18 characters make at most 2**18 tokens, ~2k windows of 128.
+CHUNK_CHARS = 1 << 18
+IDLE_FLUSH_S = 0.2  # a partial chunk of a slow stream (a pipe) is predicted after this long without input
+READ_AHEAD = 16  # items the reader thread may hold beyond the chunk being built
+
+
+def chunks(items: Iterable[T], size: int, weight: Callable[[T], int] | None = None, budget: int = 0,
+           idle: float | None = None) -> Iterator[list[T]]:
+    """Consecutive lists of at most `size` items whose `weight`s sum to at most `budget` (an item heavier than
+    the budget goes alone); keeps memory flat when streaming.
+
+    With `idle` (seconds), items are read on a background thread and a partial chunk is yielded
+    when no new item came for that long, so a slow producer (stdin from a pipe) gets its results
+    without waiting for `size` items.
+    """
+    source: Iterable[T] = items if idle is None else _read_ahead(items, idle)
     chunk: list[T] = []
-    for item in items:
+    total = 0
+    for item in source:
+        if item is _IDLE:
+            if chunk:
+                yield chunk
+                chunk, total = [], 0
+            continue
+        w = weight(item) if weight is not None else 0
+        if chunk and budget and total + w > budget:
+            yield chunk
+            chunk, total = [], 0
         chunk.append(item)
+        total += w
         if len(chunk) == size:
             yield chunk
-            chunk = []
+            chunk, total = [], 0
     if chunk:
         yield chunk
+
+
+_IDLE: Any = object()  # yielded by _read_ahead when no item came within the wait
+_END: Any = object()
+
+
+def _read_ahead(items: Iterable[T], idle: float) -> Iterator[T]:
+    """The items of `items`, read by a daemon thread into a bounded queue; `_IDLE` after `idle` s without one."""
+    import queue
+    import threading
+
+    q: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)  # lines, not chunks: memory stays bounded by the chunk
+    failure: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            for item in items:
+                q.put(item)
+        except BaseException as exc:  # re-raised in the consumer's thread
+            failure.append(exc)
+        finally:
+            q.put(_END)
+
+    threading.Thread(target=feed, daemon=True, name="gplinker-read-ahead").start()
+    waiting = False  # after an _IDLE, block until the next item: no busy loop on an idle pipe
+    while True:
+        try:
+            item = q.get(timeout=None if waiting else idle)
+        except queue.Empty:
+            waiting = True
+            yield _IDLE
+            continue
+        waiting = False
+        if item is _END:
+            if failure:
+                raise failure[0]
+            return
+        yield item

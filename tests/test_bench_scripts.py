@@ -24,6 +24,7 @@ HEADERS = {
                       "| variant | predict window (tokens) | longest training window |"],
     "bench_long.py --task relation": ["sentence vs document triple F1", "| document triples across sentences |"],
     "bench_long.py --task event": ["sentence vs document event F1", "| document events across sentences |"],
+    "bench_faults.py": ["| case | outcome |"],
     "bench_serve.py": ["| clients | seconds | requests | requests/s | p50 ms | p99 ms | errors | batches |"],
 }
 

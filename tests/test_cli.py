@@ -182,6 +182,7 @@ def test_score_names_the_lines_that_do_not_pair(trained, tmp_path):
 
 def test_a_model_dir_recording_flat_decoding_predicts_no_overlapping_spans(trained, tmp_path):
     from gplinker.data.examples import Span
+    from gplinker.manifest import write_manifest
     from gplinker.metrics import has_overlap
 
     flat = tmp_path / "flat"
@@ -190,6 +191,7 @@ def test_a_model_dir_recording_flat_decoding_predicts_no_overlapping_spans(train
     assert config["gplinker"]["decode"] == "nested"  # what train records by default
     config["gplinker"]["decode"] = "flat"
     (flat / "config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    write_manifest(flat)  # a deliberate edit: re-hashed, as the corrupt-file message says
     inputs = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t, _ in NER_SENTENCES])
     out = tmp_path / "out.jsonl"
     assert run("predict", str(flat), str(inputs), "-o", str(out)).exit_code == 0

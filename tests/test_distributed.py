@@ -69,3 +69,21 @@ def test_predict_sharded_over_two_ranks_writes_one_ordered_output(tmp_path):
         outputs[nproc] = out.read_text(encoding="utf-8").splitlines()
     assert len(outputs[2]) == len(lines) * 3
     assert outputs[1] == outputs[2]
+
+
+def test_with_dropout_two_processes_draw_other_masks_than_one(tmp_path):
+    """README's condition, tested: the N-process run equals the 1-process run only without dropout. With
+    dropout each rank draws its own masks (seed + rank), so the weights differ after the first step."""
+    rows = [spans_record(t, e) for t, e in NER_SENTENCES] * 2
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
+    weights = {}
+    for nproc in (1, 2):
+        out = tmp_path / f"np{nproc}"
+        sets = tiny_overrides(train, None, out, "train.batch_size=8", "train.max_steps=2", "train.eval_every=2",
+                              "model.scratch.dropout=0.1", "train.device=cpu")
+        result = launch(["train", str(cfg), *set_args(sets)], nproc, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        weights[nproc] = load_file(str(out / "last" / "model.safetensors"))
+    worst = max((weights[1][k] - weights[2][k]).abs().max().item() for k in weights[1])
+    assert worst > 1e-4, worst

@@ -39,6 +39,7 @@ def test_train_refuses_a_tokenizer_larger_than_the_embedding(tmp_path):
 def test_predictor_refuses_a_model_dir_whose_tokenizer_outgrew_the_embedding(tiny_model_dir, tmp_path):
     import shutil
 
+    from gplinker.manifest import write_manifest
     from gplinker.predict import Predictor
 
     model_dir = tmp_path / "model"
@@ -47,6 +48,7 @@ def test_predictor_refuses_a_model_dir_whose_tokenizer_outgrew_the_embedding(tin
     rows = len(tokenizer)
     tokenizer.add_tokens(["新词一", "新词二"])  # two tokens with no embedding row
     tokenizer.save_pretrained(str(model_dir))
+    write_manifest(model_dir)  # the dir's files are as its owner meant them; the mismatch is in what they hold
     result = CliRunner().invoke(app, ["predict", str(model_dir), "-"], input='{"text": "北京"}\n')
     assert result.exit_code == 2, result.output
     assert f"the tokenizer has {rows + 2} tokens but the encoder's embedding has only {rows} rows" in \

@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gplinker"
 FLOORS = {
     "gplinker.errors": 0, "gplinker.head_spec": 0, "gplinker.probability": 0, "gplinker.model_format": 0,
     "gplinker.config": 0, "gplinker.run_info": 0, "gplinker.console": 0, "gplinker.atomic_files": 0,
+    "gplinker.manifest": 0, "gplinker.locks": 0,
     "gplinker.data": 1,
     "gplinker.metrics": 2, "gplinker.modeling": 2, "gplinker.devices": 2, "gplinker.distributed": 2,
     "gplinker.onnx_runtime": 2, "gplinker.submission": 2,

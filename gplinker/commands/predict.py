@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,9 @@ from typing import Any
 from gplinker import distributed as dist
 from gplinker.data.examples import Example
 from gplinker.data.reading import parse_input_line
-from gplinker.errors import DataError
-from gplinker.predict import Predictor, chunks
+from gplinker.errors import DataError, GPLinkerError
+from gplinker.locks import hold_lock, lock_file_for
+from gplinker.predict import CHUNK_CHARS, Predictor, chunks
 from gplinker.submission import NEEDS_ID, RECORDS, check_format, submission_line
 from gplinker.tasks.base import Prediction
 
@@ -27,10 +30,15 @@ class PredictSummary:
 
 
 def predict_lines(predictor: Predictor, lines: Iterable[str], write: Callable[[str], None],
-                  chunk_size: int = 1024, source: str = "<stdin>", fmt: str = RECORDS) -> PredictSummary:
+                  chunk_size: int = 1024, source: str = "<stdin>", fmt: str = RECORDS,
+                  chunk_chars: int = CHUNK_CHARS, idle: float | None = None,
+                  flush: Callable[[], None] | None = None) -> PredictSummary:
     """Exactly one output line per input line, same order; a bad (or blank) line gets an `error` field.
 
-    Lines are read and written in chunks, so memory stays flat however long the input. Under
+    Lines are read and written in chunks of at most `chunk_size` lines and `chunk_chars` characters
+    (a longer line goes alone), so memory stays flat however long the input and its lines. With
+    `idle` (a pipe on stdin), a partial chunk is predicted after that many seconds without a new
+    line, and `flush` is called after every chunk, so output follows input line by line. Under
     torchrun every rank reads the same input, predicts its share of each chunk, and rank 0
     writes the gathered predictions in input order. `fmt` is records (the task's record, with
     scores and offsets) or a leaderboard form (gplinker/submission.py); a submission has no place
@@ -39,7 +47,8 @@ def predict_lines(predictor: Predictor, lines: Iterable[str], write: Callable[[s
     """
     check_format(fmt, predictor.task.name)
     summary = PredictSummary()
-    for chunk in chunks(enumerate(lines, start=1), chunk_size):
+    for chunk in chunks(enumerate(lines, start=1), chunk_size, weight=lambda item: len(item[1]), budget=chunk_chars,
+                        idle=None if dist.active() else idle):  # ranks must cut the same chunks
         parsed = [parse_input_line(line, lineno, source) for lineno, line in chunk]
         if fmt != RECORDS:
             check_submission_input(parsed, [lineno for lineno, _ in chunk], source, fmt)
@@ -57,7 +66,23 @@ def predict_lines(predictor: Predictor, lines: Iterable[str], write: Callable[[s
                     summary.first_errors.append(item["error"])
             if dist.is_main():
                 write(json.dumps(record, ensure_ascii=False))
+        if flush is not None and dist.is_main():
+            flush()
     return summary
+
+
+@contextmanager
+def output_lock(input: str, output: Path | None) -> Iterator[None]:
+    """Hold the lock of predict's output file (none for stdout); refuse an output that is the input file itself."""
+    if output is None:
+        yield
+        return
+    if input != "-" and os.path.exists(input) and (Path(input).resolve() == output.resolve() or (
+            output.exists() and os.path.samefile(input, output))):
+        raise GPLinkerError(f"{output}: is the input file {input}; writing there would replace what is being read: "
+                            "give another -o")
+    with hold_lock(lock_file_for(output), f"a predict into {output}"):
+        yield
 
 
 def check_model_format(model_dir: str | Path, fmt: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,14 @@ from gplinker.data.span_limits import limits_from_training
 from gplinker.data.window_table import WindowTable
 from gplinker.devices import seed_everything
 from gplinker.errors import ConfigError, GPLinkerError
+from gplinker.locks import LOCK_FILE, hold_lock
 from gplinker.model_format import MODEL_FORMAT
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.predict import Predictor
 from gplinker.run_info import package_version, write_run_info
 from gplinker.tasks import build_task
 from gplinker.tasks.base import Task
-from gplinker.training import FitResult, fit, list_checkpoints
+from gplinker.training import FitResult, fit, list_checkpoints, newest_usable
 from gplinker.training.checkpoints import schedule_changes
 from gplinker.training.loop import Indices
 
@@ -122,6 +124,17 @@ def no_checkpoint_message(out: Path) -> str:
     return f"--resume: no checkpoint found in {out}; {advice}"
 
 
+def pick_checkpoint(out: Path, checkpoints: list[Path], console: Console | None) -> Path:
+    """The newest checkpoint that verifies; says which newer ones were skipped and why; none: a GPLinkerError."""
+    path, skipped = newest_usable(checkpoints)
+    for skipped_path, reason in skipped:
+        say(console, f"[yellow]--resume: skipped {skipped_path}: {reason}[/]")
+    if path is None:
+        raise GPLinkerError(f"--resume: no checkpoint in {out} verifies ({'; '.join(r for _, r in skipped)}); start "
+                            "a new run with --overwrite")
+    return path
+
+
 def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: Console | None = None,
           init_from: str | Path | None = None) -> TrainReport:
     """Run a whole training as the config says; writes best/, last/ and checkpoints to train.output_dir.
@@ -141,6 +154,22 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         raise ConfigError(f"{out} already holds checkpoints: pass --resume to continue or --overwrite to start over")
     if resume and not checkpoints:
         raise ConfigError(no_checkpoint_message(out))
+    if dist.is_main():  # rank 0 writes, so rank 0 holds the lock
+        out.mkdir(parents=True, exist_ok=True)
+    with hold_lock(out / LOCK_FILE, f"a training into {out}") if dist.is_main() else nullcontext() as stale:
+        if stale:
+            say(console, f"[yellow]{out}: the run of process {stale} ended without releasing its lock (killed?); "
+                         "taking it over[/]")
+        return train_locked(cfg, out, resume, overwrite, console, init_from)
+
+
+def train_locked(cfg: Config, out: Path, resume: bool, overwrite: bool, console: Console | None,
+                 init_from: str | Path | None = None) -> TrainReport:
+    """`train` while this process holds the output_dir's lock."""
+    assert cfg.data.train, "train checked data.train"
+    checkpoints = list_checkpoints(out)  # again, under the lock: another run may have written some meanwhile
+    if checkpoints and not resume and not overwrite:
+        raise ConfigError(f"{out} already holds checkpoints: pass --resume to continue or --overwrite to start over")
     if overwrite and not resume and dist.is_main():
         for d in checkpoints + [out / "best", out / "last"]:
             shutil.rmtree(d, ignore_errors=True)
@@ -163,9 +192,9 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
                             "is this the right format/task?)")
 
     seed_everything(cfg.train.seed)
-    resume_from = checkpoints[-1] if resume else None
+    resume_from = pick_checkpoint(out, checkpoints, console) if resume else None
     if resume_from is not None:
-        from gplinker.modeling.encoders import load_tokenizer
+        from gplinker.modeling.encoders import check_saved_tokenizer, load_tokenizer
 
         model, saved = GPLinkerModel.load(resume_from, cfg.model.trust_remote_code)
         changed = schedule_changes(saved.get("train_config", {}).get("train", {}), to_dict(cfg)["train"])
@@ -177,6 +206,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
         task = build_task(cfg.task, schema, cfg.model.decode, cfg.model.event.require_trigger,
                           cfg.model.event.min_arguments)
         tokenizer = load_tokenizer(str(resume_from), model.model_type, cfg.model.trust_remote_code)
+        check_saved_tokenizer(tokenizer, model.encoder, saved, str(resume_from))
         max_length = int(saved["max_length"])  # a resumed run keeps the windows it started with
     else:
         schema = load_schema(cfg, corpus, fmt)
@@ -192,6 +222,7 @@ def train(cfg: Config, resume: bool = False, overwrite: bool = False, console: C
                                         console)
     cfg = replace(cfg, data=replace(cfg.data, max_length=max_length))
     section = model_section(cfg, schema, fmt)
+    section["tokenizer_size"] = len(tokenizer)  # a tokenizer that loads smaller later is refused
 
     windows, _ = data.windows(corpus, corpus_key, tokenizer, task, max_length=max_length, stride=cfg.data.stride,
                               char_level=cfg.data.char_level, pack=cfg.data.pack)

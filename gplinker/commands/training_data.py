@@ -11,8 +11,11 @@ processes write one entry. With the cache off every rank builds its own in a tem
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +26,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from gplinker import distributed as dist
-from gplinker.atomic_files import write_json
+from gplinker.atomic_files import WriteFailed, write_failed, write_json
 from gplinker.console import make_progress, say
 from gplinker.data import cache
 from gplinker.data.corpus import Corpus, load_corpus, parse_source, save_meta
@@ -57,8 +60,14 @@ class TrainingData:
     """Where the stages put their entries (the cache, or a temporary directory) and who builds them."""
 
     def __init__(self, output_dir: str | Path, num_proc: int, console: Console | None):
-        self.root = cache.work_dir(output_dir)
-        self.shared = cache.cache_dir(output_dir) is not None
+        try:
+            self.root = cache.work_dir(output_dir)
+            self.shared = cache.cache_dir(output_dir) is not None
+        except OSError as exc:  # the cache dir cannot be made (a file in the way, a full disk): run without it
+            self.root, self.shared = Path(tempfile.mkdtemp(prefix="gplinker-cache-")), False
+            atexit.register(shutil.rmtree, self.root, ignore_errors=True)
+            say(console, f"[yellow]{write_failed(Path(str(cache.cache_dir(output_dir))), exc)}: running without the "
+                         f"encoding cache (in {self.root})[/]")
         self.num_proc = num_procs(num_proc)
         self.console = console
 
@@ -67,14 +76,29 @@ class TrainingData:
         path = cache.entry(self.root, kind, key)
         if path is None and (dist.is_main() or not self.shared):
             tmp = cache.staging(self.root, kind, key)
-            build(tmp)
-            path = cache.commit(tmp, self.root, kind, key)
+            try:
+                build(tmp)
+                path = cache.commit(tmp, self.root, kind, key)
+            except OSError as exc:  # a full cache disk: this run goes on uncached (not under torchrun: peers wait)
+                shutil.rmtree(tmp, ignore_errors=True)
+                if dist.active():
+                    raise write_failed(tmp, exc) from None
+                path = self._uncached(kind, build, exc)
         if self.shared:
             dist.barrier()
             path = path or cache.entry(self.root, kind, key)
         if path is None:
             raise RuntimeError(f"cache entry {kind}-{key} is missing after rank 0 built it")
         return path
+
+    def _uncached(self, kind: str, build: Any, exc: OSError) -> Path:
+        """Build an entry in a temporary dir of the system's (removed at exit) after the cache refused it."""
+        tmp = Path(tempfile.mkdtemp(prefix=f"gplinker-{kind}-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        say(self.console, f"[yellow]{write_failed(self.root, exc)}: the {kind} stage runs without the encoding cache "
+                          f"this time (in {tmp})[/]")
+        build(tmp)
+        return tmp
 
     def corpus(self, source: str, fmt: str, skip_invalid: bool) -> tuple[Corpus, str, bool]:
         """(corpus, its key, cache hit) of the training source."""
@@ -99,7 +123,10 @@ class TrainingData:
         except (OSError, ValueError):
             summary = compute()
             if dist.is_main() or not self.shared:
-                write_json(path, summary)
+                try:
+                    write_json(path, summary)
+                except (OSError, WriteFailed) as exc:  # a full cache disk: the summary is not cached
+                    say(self.console, f"[yellow]{write_failed(path, exc) if isinstance(exc, OSError) else exc}[/]")
         return summary
 
     def max_length(self, corpus: Corpus, corpus_key: str, tokenizer: Any, char_level: bool,

@@ -8,8 +8,9 @@ Nothing is dropped silently.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,31 @@ class LineError(ValueError):
 BOM = b"\xef\xbb\xbf"
 
 
-def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(line number from 1, raw bytes) of a binary stream, a UTF-8 BOM dropped from the first line."""
-    for lineno, raw in enumerate(stream, start=1):
+# The longest line any reader accepts, in bytes (GPLINKER_MAX_LINE_BYTES overrides it). A line is held
+# whole in memory, and predicting on it costs far more (tokens, windows): a file without newlines
+# (/dev/zero, a binary file) is then an error that names the line, not a MemoryError.
+MAX_LINE_BYTES = 16 << 20
+MAX_LINE_ENV = "GPLINKER_MAX_LINE_BYTES"
+
+
+def max_line_bytes() -> int:
+    """The line-length cap: $GPLINKER_MAX_LINE_BYTES when it is a positive integer, else MAX_LINE_BYTES."""
+    text = os.environ.get(MAX_LINE_ENV, "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else MAX_LINE_BYTES
+
+
+def numbered_lines(stream: Any, source: str = "<stream>") -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, raw bytes) of a binary stream, a UTF-8 BOM dropped from the first line.
+
+    A line longer than max_line_bytes() is a DataError naming it, read no further than the cap.
+    """
+    limit = max_line_bytes()
+    lineno = 0
+    while raw := stream.readline(limit + 1):
+        lineno += 1
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            raise DataError(source, lineno, f"line longer than {limit} bytes (no newline within them: a binary or "
+                                            f"special file?); set {MAX_LINE_ENV} to allow longer lines")
         yield lineno, raw[len(BOM):] if lineno == 1 and raw.startswith(BOM) else raw
 
 
@@ -68,6 +91,8 @@ def decode_json_line(raw: bytes) -> dict[str, Any] | str:
         obj = json.loads(line.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
         return f"malformed JSON: {exc.msg} (column {exc.colno})"
+    except RecursionError:
+        return "malformed JSON: nested too deeply"
     if not isinstance(obj, dict):
         return f"expected a JSON object, got {type(obj).__name__}"
     return obj
@@ -80,7 +105,7 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | Da
     """
     path = str(path)
     with open(path, "rb") as fh:
-        for lineno, raw in numbered_lines(fh):
+        for lineno, raw in numbered_lines(fh, path):
             if is_blank(raw):
                 continue
             obj = decode_json_line(raw)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,10 @@ def parse_input_line(line: str, lineno: int, source: str) -> Example | dict[str,
     try:
         if not line.strip():
             raise LineError("empty line")
-        obj = json.loads(line)
+        try:
+            obj = json.loads(line)
+        except RecursionError:
+            raise LineError("malformed JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise LineError(f"expected a JSON object, got {type(obj).__name__}")
         return parse_input(obj)
@@ -147,15 +151,18 @@ def read_text_lines(path: str) -> Iterator[str]:
     Prediction input is read this way so that one bad byte costs one output line, not the run.
     """
     if path == "-":
-        yield from _decoded(sys.stdin.buffer)
+        yield from _decoded(sys.stdin.buffer, "<stdin>")
         return
-    if not Path(path).is_file():
+    if not os.path.exists(path):
         raise ConfigError(f"input file {path} not found")
+    if os.path.isdir(path):
+        raise ConfigError(f"input {path} is a directory; give a JSON-lines file (or - for stdin)")
+    # a pipe (a FIFO, <(...)) or a device is read like a file; lines are capped (formats.max_line_bytes)
     with open(path, "rb") as fh:
-        yield from _decoded(fh)
+        yield from _decoded(fh, path)
 
 
-def _decoded(stream: Iterable[bytes]) -> Iterator[str]:
+def _decoded(stream: Any, source: str) -> Iterator[str]:
     """The lines of a binary stream as text, without line endings (see read_text_lines)."""
-    for _, raw in numbered_lines(stream):
+    for _, raw in numbered_lines(stream, source):
         yield raw.decode("utf-8", errors="replace").rstrip("\r\n")

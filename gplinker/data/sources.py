@@ -114,7 +114,7 @@ def raw_records(spec: str | Path) -> Iterator[tuple[int, bytes]]:
         return
     if kind == "jsonl":
         with open(spec, "rb") as fh:
-            for lineno, raw in numbered_lines(fh):
+            for lineno, raw in numbered_lines(fh, str(spec)):
                 if not is_blank(raw):
                     yield lineno, raw
         return

@@ -95,6 +95,24 @@ def check_vocab_fits(tokenizer: Any, encoder: Any, name: str) -> None:
                           f"or resize the embedding (model.resize_token_embeddings({len(tokenizer)})) and save it")
 
 
+def check_saved_tokenizer(tokenizer: Any, encoder: Any, section: dict[str, Any], where: str) -> None:
+    """Refuse a model dir's tokenizer that lost entries since it was saved (a deleted tokenizer.json loads as a few
+    special tokens, and every character becomes [UNK]).
+
+    The `gplinker` section records `tokenizer_size` (len(tokenizer) when saved); dirs without it are
+    held to half the embedding rows, far below any real vocabulary's size.
+    """
+    check_vocab_fits(tokenizer, encoder, where)
+    saved = section.get("tokenizer_size")
+    rows = encoder.get_input_embeddings().num_embeddings
+    if isinstance(saved, int) and len(tokenizer) != saved:
+        raise ConfigError(f"{where}: its tokenizer loads with {len(tokenizer)} tokens, but it had {saved} when the "
+                          "model was saved: a tokenizer file is missing or was replaced (see manifest.json)")
+    if saved is None and len(tokenizer) < rows // 2:
+        raise ConfigError(f"{where}: its tokenizer loads with {len(tokenizer)} tokens, far fewer than the model's "
+                          f"{rows} embedding rows: a tokenizer file is missing or was replaced")
+
+
 def load_tokenizer(name: str, model_type: str, trust_remote_code: bool = False) -> Any:
     """The fast tokenizer for `name`; char-level RoFormer uses the BERT tokenizer (its own has wrong offsets)."""
     from transformers import AutoTokenizer, BertTokenizerFast  # type: ignore[attr-defined]

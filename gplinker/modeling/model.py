@@ -11,8 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from gplinker.errors import ConfigError
+from gplinker.atomic_files import swapped_out
+from gplinker.errors import ConfigError, GPLinkerError
 from gplinker.head_spec import HeadSpec
+from gplinker.manifest import verify
 from gplinker.model_format import check_model_format
 from gplinker.modeling.losses import pointer_loss
 from gplinker.modeling.pointer import EfficientGlobalPointer, GlobalPointer
@@ -97,11 +99,15 @@ class GPLinkerModel(nn.Module):
         """Rebuild the model from a dir written by `save`; returns (model, gplinker config section)."""
         from transformers import AutoConfig, AutoModel
 
-        directory = Path(directory)
+        directory = resolve_model_dir(directory)
         config_path = directory / CONFIG
         if not config_path.is_file() or not (directory / WEIGHTS).is_file():
             raise ConfigError(f"{directory} is not a gplinker model dir (needs {CONFIG} and {WEIGHTS})")
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
+        warn_unverified(directory, verify(directory))  # CorruptFile before any byte is trusted
+        try:
+            raw = json.loads(config_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise GPLinkerError(f"{config_path}: corrupt or incomplete (not JSON: {exc})") from None
         if "gplinker" not in raw:
             raise ConfigError(f"{config_path} has no 'gplinker' section: not a gplinker model dir")
         section: dict[str, Any] = raw["gplinker"]
@@ -116,8 +122,40 @@ class GPLinkerModel(nn.Module):
             encoder_config, trust_remote_code=trust_remote_code, **pooling_kwargs(encoder_config))
         heads = [HeadSpec(**h) for h in section["heads"]]
         model = cls(encoder, heads, section["head_type"], section["head_size"])
-        model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
+        model.load_state_dict(read_weights(directory / WEIGHTS), strict=True)
         return model, section
+
+
+def resolve_model_dir(directory: str | Path) -> Path:
+    """`directory`, or, when a run was killed while replacing it, the previous copy it left (with a warning)."""
+    directory = Path(directory)
+    previous = swapped_out(directory)
+    if previous is None:
+        return directory
+    import warnings
+
+    warnings.warn(f"{directory} is missing: a run was killed while replacing it; loading the previous copy "
+                  f"{previous} (the next `gplinker train --resume` there puts it back)", UserWarning, stacklevel=3)
+    return previous
+
+
+def read_weights(path: Path, device: str = "cpu") -> dict[str, Tensor]:
+    """The tensors of a safetensors file; a truncated or malformed one is a GPLinkerError naming it."""
+    try:
+        return load_file(str(path), device=device)
+    except Exception as exc:  # safetensors raises its own SafetensorError (header too large, invalid length, ...)
+        if type(exc).__name__ != "SafetensorError" and not isinstance(exc, OSError):
+            raise
+        raise GPLinkerError(f"{path}: corrupt or incomplete (cannot read it as safetensors: {exc})") from None
+
+
+def warn_unverified(directory: Path, status: str) -> None:
+    """A warning for a dir without manifest.json (written before gplinker checked them): its bytes are trusted as is."""
+    if status == "unverified":
+        import warnings
+
+        warnings.warn(f"{directory}: no manifest.json (written by a gplinker that wrote none), so its "
+                      "files are unverified", UserWarning, stacklevel=3)
 
 
 def pooling_kwargs(encoder_config: Any) -> dict[str, Any]:

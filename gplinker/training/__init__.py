@@ -5,10 +5,12 @@ It knows models, batches and scores; it knows nothing about tasks. The parts:
   checkpoints.py  best/, checkpoint-<step>/, last/ and history.json; `restore_checkpoint` for a resume
   train_log.py    train_log.jsonl and TensorBoard
   progress.py     the progress bar and console messages
+  stop_signals.py the first SIGTERM/SIGINT saves a checkpoint and stops; the second stops at once
 """
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from gplinker import distributed as dist
 from gplinker.config import TrainConfig
 from gplinker.console import say
 from gplinker.devices import pick_device, seed_everything
+from gplinker.errors import Interrupted
 from gplinker.training.checkpoints import (
     CHECKPOINT_PREFIX,
     STATE_FILE,
@@ -28,6 +31,7 @@ from gplinker.training.checkpoints import (
     SaveModel,
     check_schedule,
     list_checkpoints,
+    newest_usable,
     prepare_output_dir,
     restore_checkpoint,
     save_checkpoint,
@@ -48,12 +52,13 @@ from gplinker.training.loop import (
     wrap_for_ddp,
 )
 from gplinker.training.progress import ProgressReport
-from gplinker.training.train_log import TrainLog
+from gplinker.training.stop_signals import StopSignals
+from gplinker.training.train_log import LOG_FILE, TrainLog, truncate_log
 
 __all__ = [
     "CHECKPOINT_PREFIX", "MAX_BAD_STEPS", "STATE_FILE", "BatchOrder", "Evaluate", "Evaluation", "FitResult",
-    "LoopState", "MakeBatch", "Optimisation", "SaveModel", "Step", "fit", "list_checkpoints", "param_groups",
-    "restore_checkpoint", "save_checkpoint", "train_steps",
+    "LoopState", "MakeBatch", "Optimisation", "SaveModel", "Step", "fit", "list_checkpoints", "newest_usable",
+    "param_groups", "restore_checkpoint", "save_checkpoint", "train_steps",
 ]
 
 
@@ -79,7 +84,8 @@ def fit(model: torch.nn.Module, make_batch: MakeBatch, batch_order: BatchOrder, 
     device = dist.setup(cfg.device) or pick_device(cfg.device)
     main_rank = dist.is_main()
     if main_rank:
-        prepare_output_dir(out)
+        for message in prepare_output_dir(out):
+            say(console, f"[yellow]{message}[/]")
     model.to(device)
     seed_everything(cfg.seed + dist.rank())  # dropout streams differ per rank; weights come from rank 0
     trained = wrap_for_ddp(model, device)
@@ -95,14 +101,28 @@ def fit(model: torch.nn.Module, make_batch: MakeBatch, batch_order: BatchOrder, 
         say(console, f"resumed from {resume_from} at step {state.step}")
 
     checkpoints = Checkpoints(out, model, state, opt, save_model, cfg.keep_checkpoints)
+    if main_rank and resume_from is not None:
+        truncate_log(out / LOG_FILE, state.step)  # the steps after the checkpoint run again: log them once
     train_log = TrainLog(out, cfg.log_every, total_steps) if main_rank else None
-    with ProgressReport(console, total_steps, done=state.step, progress=progress) as report:
+    with StopSignals() as stop, ProgressReport(console, total_steps, done=state.step, progress=progress) as report:
         steps = train_steps(trained, make_batch, batch_order, cfg, opt, device, state=state,
                             total_steps=total_steps, evaluate=evaluate)
+        stopped = False
         for step in steps:
             line = train_log.add(step) if train_log is not None else None
             report.add(step, line)
             checkpoints.add(step)
+            if stop.requested(device):
+                stopped = True
+                break
+    if stopped:
+        say(console, f"[yellow]{stop.name()}: saving a checkpoint at step {state.step} (send it again to stop at "
+                     "once)[/]")
+        path = checkpoints.save_now()
+        if train_log is not None:
+            train_log.close()
+        raise Interrupted(f"stopped by {stop.name()} at step {state.step}: saved {path}; continue with --resume",
+                          stop.signum or signal.SIGTERM)
     checkpoints.finish()
     if train_log is not None:
         train_log.close()

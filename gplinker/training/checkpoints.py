@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 
 from gplinker import distributed as dist
-from gplinker.atomic_files import fsync_dir, write_json
+from gplinker.atomic_files import fsync_dir, is_write_error, swapped_out, write_failed, write_json
 from gplinker.errors import GPLinkerError
+from gplinker.manifest import verify, write_manifest
 from gplinker.training.loop import LoopState, Optimisation, Step
 
 log = logging.getLogger("gplinker")
@@ -61,20 +62,41 @@ class Checkpoints:
         save_checkpoint(self.out, self.state, self.model, self.opt.optimizer, self.opt.scheduler, self.opt.scaler,
                         self.save_model, self.keep)
 
+    def save_now(self) -> Path:
+        """checkpoint-<step>/ of the current step (unless an evaluation just wrote it): a signal stopped the run."""
+        path = self.out / f"{CHECKPOINT_PREFIX}{self.state.step}"
+        if (path / STATE_FILE).is_file():
+            return path
+        return save_checkpoint(self.out, self.state, self.model, self.opt.optimizer, self.opt.scheduler,
+                               self.opt.scaler, self.save_model, self.keep)
+
     def finish(self) -> None:
         if dist.is_main():
             atomic_dir(self.out / "last", lambda d: self.save_model(self.model, d))
             write_json(self.out / "history.json", self.state.history)
 
 
-def prepare_output_dir(out: Path) -> None:
-    """Create `out` and remove the temp dirs of writes that a crash interrupted."""
+def prepare_output_dir(out: Path) -> list[str]:
+    """Create `out`, finish or undo the dir swaps and writes a crash interrupted; returns what was put back.
+
+    A swap cut between its two renames (atomic_dir) left `.NAME.old-PID` and no NAME: the old copy
+    goes back in place. Old copies beside a NAME, and temp dirs and files, are removed.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    restored = []
+    for old in sorted(out.glob(".*.old-*")):
+        target = out / old.name[1:].rsplit(".old-", 1)[0]
+        if old.is_dir() and swapped_out(target) == old:
+            os.replace(old, target)
+            restored.append(f"{target}: put back the previous copy (a run was killed while replacing it)")
+        else:
+            shutil.rmtree(old, ignore_errors=True)
     for stale in out.glob(".*.tmp-*"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
+    return restored
 
 
 def save_checkpoint(out: Path, state: LoopState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -115,6 +137,27 @@ def list_checkpoints(out: Path) -> list[Path]:
     return [d for _, d in sorted(found)]
 
 
+def newest_usable(checkpoints: list[Path]) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint whose files verify, and each newer one skipped with why ("DIR/FILE: corrupt ...").
+
+    A checkpoint with a manifest is checked against it (every file's size and sha256); one written
+    before manifests existed has its trainer state read and its weights' header parsed instead.
+    """
+    skipped: list[tuple[Path, str]] = []
+    for path in reversed(checkpoints):
+        try:
+            if verify(path) == "unverified":
+                read_state(path / STATE_FILE)
+                with safe_open(str(path / "model.safetensors"), framework="pt"):
+                    pass
+            return path, skipped
+        except GPLinkerError as exc:
+            skipped.append((path, str(exc)))
+        except Exception as exc:  # SafetensorError from a header that does not parse
+            skipped.append((path, f"{path / 'model.safetensors'}: corrupt or incomplete ({str(exc)[:200]})"))
+    return None, skipped
+
+
 # Settings a checkpoint's optimizer and LR schedule were built from. A resume restores the saved
 # optimizer (its lr, initial_lr and weight_decay per group) and the scheduler's step count, but the
 # schedule's shape is rebuilt from the config: a changed value would be silently ignored (lr,
@@ -146,13 +189,11 @@ def check_schedule(path: Path, state: LoopState, total_steps: int) -> None:
 def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                        scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                        device: torch.device) -> LoopState:
-    """Load model weights and every training state saved by save_checkpoint."""
-    model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)), strict=True)
-    try:
-        saved = torch.load(path / STATE_FILE, map_location=device, weights_only=True)  # never unpickle code
-    except pickle.UnpicklingError as exc:
-        raise GPLinkerError(f"{path / STATE_FILE}: refused to load, it holds more than tensors and plain values "
-                            f"({str(exc).strip().splitlines()[0]})") from None
+    """Load model weights and every training state saved by save_checkpoint (verify_checkpoint first)."""
+    from gplinker.modeling.model import read_weights
+
+    model.load_state_dict(read_weights(path / "model.safetensors", device=str(device)), strict=True)
+    saved = read_state(path / STATE_FILE, device)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     scaler.load_state_dict(saved["scaler"])
@@ -162,6 +203,21 @@ def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.opti
                     dist.world_size())
     set_rng_state(rngs[dist.rank() % len(rngs)])
     return LoopState(**saved["state"])
+
+
+def read_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """trainer_state.pt as plain values and tensors; code inside, a truncated or empty file is a GPLinkerError."""
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)  # never unpickle code
+    except pickle.UnpicklingError as exc:
+        raise GPLinkerError(f"{path}: refused to load, it holds more than tensors and plain values "
+                            f"({str(exc).strip().splitlines()[0]})") from None
+    except (EOFError, RuntimeError, OSError) as exc:  # RuntimeError: "PytorchStreamReader failed reading ..."
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "the file ends early"
+        raise GPLinkerError(f"{path}: corrupt or incomplete (cannot read it: {reason[:200]})") from None
+    if not isinstance(saved, dict) or not {"state", "optimizer", "scheduler", "scaler", "rng"} <= saved.keys():
+        raise GPLinkerError(f"{path}: corrupt or incomplete (not a gplinker trainer state)")
+    return saved
 
 
 def rng_state() -> dict[str, Any]:
@@ -200,16 +256,27 @@ def tuple_tree(x: Any) -> Any:
 
 
 def atomic_dir(target: Path, write: Callable[[Path], object]) -> Path:
-    """Write a directory under a temp name, fsync its files, then rename it into place."""
+    """Write a directory under a temp name with its manifest.json, fsync its files, then rename it into place.
+
+    A failed write (a full disk) removes the temp dir and raises a GPLinkerError naming `target`;
+    the previous version of `target` is untouched.
+    """
     target = Path(target)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    for f in tmp.iterdir():
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+    try:
+        tmp.mkdir(parents=True)
+        write(tmp)
+        write_manifest(tmp)  # last: a dir whose manifest verifies is whole
+        for f in tmp.iterdir():
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not is_write_error(exc):  # a full disk, however torch or safetensors word it
+            raise
+        raise write_failed(target, exc) from None
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists():
         os.replace(target, old)

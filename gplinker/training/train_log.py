@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gplinker.atomic_files import atomic_text, write_failed
 from gplinker.training.loop import Step
+
+LOG_FILE = "train_log.jsonl"
 
 
 class TrainLog:
     def __init__(self, out: Path, log_every: int, total_steps: int):
-        self.path = Path(out) / "train_log.jsonl"
+        self.path = Path(out) / LOG_FILE
         self.log_every, self.total_steps = log_every, total_steps
         self.writer = tensorboard_writer(Path(out) / "tensorboard")
         # since the last train line: losses of the steps done, windows run (skipped steps included), start time
@@ -47,8 +50,11 @@ class TrainLog:
         return line
 
     def write(self, entry: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise write_failed(self.path, exc) from None
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
         if self.writer is not None:
@@ -67,3 +73,29 @@ def tensorboard_writer(path: Path) -> Any:
     except ImportError:
         return None
     return SummaryWriter(str(path))
+
+
+def truncate_log(path: Path, step: int) -> int:
+    """Keep the lines of a training log up to `step` (a resumed run's checkpoint), atomically; returns lines dropped.
+
+    Without it the steps a killed run did after its last checkpoint would be logged twice. A line
+    that is not JSON (a crash cut it short) is dropped too.
+    """
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                entry_step = json.loads(line).get("step", 0)
+            except (ValueError, AttributeError):
+                dropped += 1
+                continue
+            if isinstance(entry_step, int) and entry_step <= step:
+                kept.append(line if line.endswith("\n") else line + "\n")
+            else:
+                dropped += 1
+    if dropped:
+        with atomic_text(path) as out:
+            out.writelines(kept)
+    return dropped
