@@ -32,6 +32,7 @@ from gplinker.data.encoding import Window
 from gplinker.data.examples import Example
 from gplinker.data.reading import read_examples
 from gplinker.errors import GPLinkerError
+from gplinker.manifest import read_manifest, write_manifest
 from gplinker.metrics import PRF
 from gplinker.predict import Predictor, Thresholds
 from gplinker.tasks.base import Prediction, ScoredCells, Task
@@ -150,7 +151,8 @@ def tune_dir(model_dir: str | Path, data: str | Path, fmt: str | None = None, sk
 
 
 def write_thresholds(model_dir: Path, result: TuneResult, data: str) -> None:
-    """Put the thresholds and how they were found into config.json's gplinker section (temp file + rename)."""
+    """Put the thresholds and how they were found into config.json's gplinker section (temp file + rename),
+    and the dir's manifest.json (gplinker/manifest.py) after it."""
     import json
 
     path = model_dir / "config.json"
@@ -159,3 +161,5 @@ def write_thresholds(model_dir: Path, result: TuneResult, data: str) -> None:
     config["gplinker"]["tuning"] = {"data": data, "examples": result.examples, "grid": result.grid,
                                     "before": result.before, "after": result.after}
     write_json(path, config)
+    if read_manifest(model_dir) is not None:  # the dir was verified when tune loaded it: hash it again
+        write_manifest(model_dir)
