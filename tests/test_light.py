@@ -130,7 +130,7 @@ def trained(request, tmp_path_factory) -> dict:
     vectors = write_jsonl(tmp / "vectors.txt", [" ".join([ch, *(f"{x:.4f}" for x in torch.randn(16, generator=g))])
                                                 for ch in sorted(set(TEXTS[0]))])
     sets = LIGHT + [f"data.train={train}", f"data.dev={train}", f"train.output_dir={tmp / 'run'}",
-                    "train.max_steps=200", "train.eval_every=100",
+                    "train.max_steps=160", "train.eval_every=160",
                     "model.light.dropout=0.0", f"model.light.embeddings={vectors}"]
     result = runner.invoke(app, ["train", str(config), *set_args(sets)])
     assert result.exit_code == 0, result.output
@@ -203,3 +203,15 @@ def test_onnx_export_of_a_light_model_passes_its_parity_check(trained):
     strip = lambda r: [{k: v for k, v in e.items() if k != "score"} for e in r["entities"]]  # noqa: E731
     onnx_records = Pipeline.from_pretrained(out)(TEXTS)
     assert [strip(r) for r in onnx_records] == [strip(r) for r in Pipeline.from_pretrained(trained["model"])(TEXTS)]
+
+
+def test_check_with_a_light_config_uses_the_character_vocabulary_of_the_training_data(tmp_path: Path):
+    from gplinker.commands.check import settings_from_config
+
+    train = write_jsonl(tmp_path / "train.jsonl", [spans_record(t, e) for t, e in NER_SENTENCES])
+    for light_count, present in ((1, True), (2, False)):  # 武 occurs once in the sentences
+        cfg = load_config(None, ["model.encoder=dgcnn", f"data.train={train}", "data.max_length=auto",
+                                 f"model.light.min_char_count={light_count}", "model.scratch.min_char_count=9"])
+        settings = settings_from_config(cfg)
+        assert ("武" in settings.tokenizer.get_vocab()) is present
+        assert settings.max_length == max(len(t) for t in TEXTS) + 2  # the longest text + [CLS], [SEP]
