@@ -80,11 +80,32 @@ class EventConfig:
 
 
 @dataclass
+class LightConfig:
+    """`model.light:` the light encoders (model.encoder dgcnn | bilstm): character embeddings, then CNN or LSTM."""
+
+    embedding_dim: int = opt(128, "size of the character embeddings (= the vectors' size when model.light.embeddings "
+                             "is set)")
+    hidden_size: int = opt(256, "size D of the hidden states the heads see (bilstm: D / 2 per direction, so even)")
+    dropout: float = opt(0.1, "dropout on the embeddings, on the DGCNN gates and between the LSTM layers")
+    min_char_count: int = opt(1, "characters seen fewer times in the training data map to [UNK]")
+    dilations: list[int] = opt([1, 2, 5, 1, 2, 5, 1, 1], "dgcnn: dilation of each gated convolution (kernel 3), "
+                               "one block per entry, as in the LIC2019 DGCNN")
+    layers: int = opt(2, "bilstm: bidirectional LSTM layers")
+    embeddings: str | None = opt(None, "word2vec/GloVe text file of character vectors (optional 'N D' header): "
+                                 "initialises the characters it holds; the others get a random init")
+
+
+LIGHT_ENCODERS = ("dgcnn", "bilstm")
+CHAR_VOCAB_ENCODERS = ("scratch", *LIGHT_ENCODERS)  # encoders whose vocabulary is made from the training data
+
+
+@dataclass
 class ModelConfig:
     """`model:` the encoder and the pointer heads."""
 
     encoder: str = opt("scratch", "transformers model name or local dir (AutoModel + fast tokenizer), "
-                       "or 'scratch' for a small BERT with a character vocabulary built from the training data")
+                       "or 'scratch' for a small BERT with a character vocabulary built from the training data, "
+                       "or 'dgcnn' / 'bilstm' for a light encoder over the same vocabulary (model.light)")
     head: str = opt("egp", "pointer head: egp (Efficient GlobalPointer) | gp (standard GlobalPointer)")
     head_size: int = opt(64, "inner size of each pointer head")
     threshold: float = opt(0.0, "decoding threshold on the logits (0 = probability 0.5)")
@@ -96,6 +117,7 @@ class ModelConfig:
     trust_remote_code: bool = opt(False, "allow a model dir from elsewhere to run its own code (off by default)")
     scratch: ScratchConfig = field(default_factory=ScratchConfig, metadata={"help": "sizes of the scratch encoder"})
     event: EventConfig = field(default_factory=EventConfig, metadata={"help": "event decoding: triggers"})
+    light: LightConfig = field(default_factory=LightConfig, metadata={"help": "the light encoders dgcnn and bilstm"})
 
 
 @dataclass
@@ -161,6 +183,10 @@ def from_dict(cls: type[D], values: dict[str, Any], where: str = "") -> D:
 def coerce(value: Any, hint: Any, where: str) -> Any:
     """Check `value` against a simple type hint (str, int, float, bool, X | None), converting int→float."""
     args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{where}' must be a list, e.g. [1, 2, 5], got {value!r}")
+        return [coerce(v, args[0], f"{where}[{k}]") for k, v in enumerate(value)]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -208,8 +234,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, (list, dict)):
-        value = raw  # lists and mappings are not config values here: keep the text
+    if isinstance(value, dict):
+        value = raw  # mappings are not config values here: keep the text
     return key.strip().split("."), value
 
 
@@ -295,3 +321,21 @@ def validate(config: Config) -> None:
     if config.model.encoder == "scratch" and isinstance(max_length, int) \
             and config.model.scratch.max_position < max_length:
         raise ConfigError("model.scratch.max_position must be >= data.max_length")
+    validate_light(config.model)
+
+
+def validate_light(model: ModelConfig) -> None:
+    """model.light: sizes the light encoders can be built with."""
+    light = model.light
+    if model.encoder not in LIGHT_ENCODERS:
+        return
+    for name in ("embedding_dim", "hidden_size", "layers", "min_char_count"):
+        if getattr(light, name) < 1:
+            raise ConfigError(f"model.light.{name} must be at least 1, got {getattr(light, name)}")
+    if not 0 <= light.dropout < 1:
+        raise ConfigError(f"model.light.dropout must be in [0, 1), got {light.dropout}")
+    if model.encoder == "bilstm" and light.hidden_size % 2:
+        raise ConfigError(f"model.light.hidden_size must be even for bilstm (D / 2 per direction), "
+                          f"got {light.hidden_size}")
+    if model.encoder == "dgcnn" and (not light.dilations or min(light.dilations) < 1):
+        raise ConfigError(f"model.light.dilations must list one dilation >= 1 per block, got {light.dilations}")

@@ -1,6 +1,8 @@
 """ONNX export: the encoder and every head of a model dir as one graph, plus an onnxruntime runtime.
 
-Graph: inputs `input_ids` and `attention_mask` (int64, (B, L), B and L dynamic); one output per
+Graph: inputs `input_ids` and `attention_mask` (int64, (B, L), B and L dynamic; L fixed to the
+model's max_length for the bilstm encoder, whose nn.LSTM torch.export cannot trace at a dynamic
+length, and OnnxLogits pads to it); one output per
 head, named after the head, with the logits (B, C, L, L) that `GPLinkerModel` gives in PyTorch.
 The exported dir is a self-contained model dir for `--runtime onnx`: config.json (with an `onnx`
 entry in its `gplinker` section), model.onnx and the tokenizer files; no PyTorch weights.
@@ -135,10 +137,13 @@ def write_graph(graph: LogitsGraph, path: Path, tokenizer: Any, max_length: int,
         raise ConfigError("gplinker export needs onnx, onnxscript and onnxruntime: "
                           "pip install 'gplinker[onnx]'") from None
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    sample = sample_inputs(tokenizer, batch=2, length=min(max_length, 16))
+    dynamic_length = getattr(graph.model.encoder, "exports_dynamic_length", True)
+    sample = sample_inputs(tokenizer, batch=2, length=min(max_length, 16) if dynamic_length else max_length)
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     length = torch.export.Dim("length", min=2, max=max_positions or 1 << 16)
-    shapes = {name: {0: batch, 1: length} for name in INPUTS}
+    # a graph of one length (bilstm: nn.LSTM does not export a dynamic time axis) takes windows padded to
+    # data.max_length; OnnxLogits pads to it and cuts the logits back
+    shapes = {name: {0: batch, 1: length} if dynamic_length else {0: batch} for name in INPUTS}
     big = sum(p.numel() * p.element_size() for p in graph.parameters()) > EXTERNAL_DATA_BYTES
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and axis-naming notices

@@ -26,6 +26,8 @@ class OnnxLogits:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.names = [o.name for o in self.session.get_outputs()]
+        length = self.session.get_inputs()[0].shape[1]  # a name when the graph takes any length
+        self.length: int | None = length if isinstance(length, int) else None
 
     @classmethod
     def load(cls, model_dir: str | Path, threads: int = 0) -> OnnxLogits:
@@ -41,5 +43,17 @@ class OnnxLogits:
         return cls(path, threads)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{head: logits (B, C, L, L)}; a graph of one length gets the batch padded to it and its logits cut to L."""
+        n = input_ids.shape[1]
+        if self.length is not None:
+            if n > self.length:
+                raise ConfigError(f"this ONNX graph takes windows of at most {self.length} tokens, got {n}: "
+                                  f"predict with max_length <= {self.length}")
+            pad = (0, self.length - n)  # masked positions: the encoder exported this way is padding-invariant
+            input_ids = torch.nn.functional.pad(input_ids, pad)
+            attention_mask = torch.nn.functional.pad(attention_mask, pad)
         feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
-        return {name: torch.from_numpy(x) for name, x in zip(self.names, self.session.run(self.names, feeds))}
+        outputs = self.session.run(self.names, feeds)
+        if self.length is None:
+            return {name: torch.from_numpy(x) for name, x in zip(self.names, outputs)}
+        return {name: torch.from_numpy(x)[..., :n, :n].contiguous() for name, x in zip(self.names, outputs)}

@@ -25,6 +25,9 @@ HEADERS = {
     "bench_long.py --task relation": ["sentence vs document triple F1", "| document triples across sentences |"],
     "bench_long.py --task event": ["sentence vs document event F1", "| document events across sentences |"],
     "bench_faults.py": ["| case | outcome |"],
+    "bench_light.py": ["| encoder | parameters M | step median s | windows/s | vs scratch BERT | CPU s | "
+                       "vs scratch (CPU) | goal | met |",
+                       "| figure | value | minutes | goal | met |"],
     "bench_serve.py": ["| clients | seconds | requests | requests/s | p50 ms | p99 ms | errors | batches |"],
 }
 

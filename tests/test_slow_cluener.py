@@ -53,3 +53,26 @@ def test_short_cluener_training_raises_dev_f1(tmp_path):
     assert scores[-1] > scores[0] and scores[-1] > 0.2
     best = json.loads((tmp_path / "run" / "best" / "metrics.json").read_text())
     assert best["score"] == max(scores)
+
+
+@pytest.mark.parametrize("encoder", ["dgcnn", "bilstm"])
+def test_short_cluener_training_raises_dev_f1_with_each_light_encoder(tmp_path, encoder):
+    """600 steps of a light encoder (configs/cluener-light.yaml) on 3,000 training lines; dev F1 on 300 lines rises.
+
+    The full-data dgcnn run in README.md was at span F1 0.04 after 300 steps and 0.14 after 500.
+    """
+    lines = (CLUENER / "train.json").read_text(encoding="utf-8").splitlines()
+    dev_lines = (CLUENER / "dev.json").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "train.json").write_text("\n".join(lines[:3000]) + "\n", encoding="utf-8")
+    (tmp_path / "dev.json").write_text("\n".join(dev_lines[:300]) + "\n", encoding="utf-8")
+    cfg = load_config(REPO / "configs" / "cluener-light.yaml", [
+        f"data.train={tmp_path / 'train.json'}", f"data.dev={tmp_path / 'dev.json'}",
+        f"train.output_dir={tmp_path / 'run'}", "train.max_steps=600", "train.eval_every=200",
+        f"model.encoder={encoder}", "train.patience=0",
+    ])
+    report = train(cfg)
+    scores = [h["score"] for h in report.fit.history]
+    print(f"\nCLUENER short run, {encoder}: dev span F1 by step "
+          f"{[(h['step'], round(h['score'], 4)) for h in report.fit.history]}")
+    assert len(scores) == 3
+    assert scores[-1] > scores[0] and scores[-1] > 0.02

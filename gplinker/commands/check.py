@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gplinker.config import Config
+from gplinker.config import CHAR_VOCAB_ENCODERS, LIGHT_ENCODERS, Config
 from gplinker.data.encoding import SPECIAL, WindowEncoder, auto_max_length, special_tokens_around, token_counts
 from gplinker.data.formats import ReadReport
 from gplinker.data.reading import PLAIN_OBJECTS, read_examples, resolve_format
@@ -46,12 +47,11 @@ def load_check_inputs(task: str, tokenizer: str | None, schema: Path | None) -> 
     """The tokenizer (a name or dir; None = a character vocabulary made from the data) and schema `check` uses."""
     tok = None
     if tokenizer:
-        from transformers import AutoConfig
-
         from gplinker.modeling.encoders import load_tokenizer
 
-        has_config = Path(tokenizer, "config.json").exists()
-        model_type = AutoConfig.from_pretrained(tokenizer).model_type if has_config else "bert"
+        config = Path(tokenizer, "config.json")  # model_type picks the tokenizer class (load_tokenizer)
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type", "bert") if config.is_file() \
+            else "bert"
         tok = load_tokenizer(tokenizer, model_type)
     loaded = None
     if schema:
@@ -128,7 +128,7 @@ def settings_from_config(cfg: Config) -> CheckSettings:
     from gplinker.data.encoding import char_counts
     from gplinker.modeling.encoders import load_tokenizer, scratch_tokenizer
 
-    if not cfg.data.train and (cfg.model.encoder == "scratch" or cfg.data.max_length == "auto"):
+    if not cfg.data.train and (cfg.model.encoder in CHAR_VOCAB_ENCODERS or cfg.data.max_length == "auto"):
         raise ConfigError("the config sets no data.train, which check needs for the scratch vocabulary "
                           "and for data.max_length auto")
     train_texts: list[str] = []
@@ -138,6 +138,8 @@ def settings_from_config(cfg: Config) -> CheckSettings:
     if cfg.model.encoder == "scratch":
         tokenizer = scratch_tokenizer(char_counts(train_texts), cfg.model.scratch.min_char_count)
         limit: int | None = cfg.model.scratch.max_position
+    elif cfg.model.encoder in LIGHT_ENCODERS:  # no position limit
+        tokenizer, limit = scratch_tokenizer(char_counts(train_texts), cfg.model.light.min_char_count), None
     else:
         from transformers import AutoConfig
 

@@ -21,7 +21,7 @@ from torch import nn
 from gplinker import distributed as dist
 from gplinker.commands.training_data import TrainingData
 from gplinker.commands.warm_start import warm_start
-from gplinker.config import Config, to_dict
+from gplinker.config import CHAR_VOCAB_ENCODERS, LIGHT_ENCODERS, Config, to_dict
 from gplinker.console import make_progress, say
 from gplinker.data.batching import train_batches
 from gplinker.data.corpus import Corpus
@@ -74,13 +74,21 @@ def load_schema(cfg: Config, corpus: Corpus, fmt: str) -> Schema:
     return schema_from_examples(cfg.task, corpus.examples(), relation_format=style)
 
 
-def build_model(cfg: Config, task: Task, char_counts: Mapping[str, int]) -> tuple[GPLinkerModel, Any]:
-    """Encoder + tokenizer (scratch, from the training texts' character counts, or pretrained) under the heads."""
+def build_model(cfg: Config, task: Task, char_counts: Mapping[str, int],
+                console: Console | None = None) -> tuple[GPLinkerModel, Any]:
+    """Encoder + tokenizer under the heads: scratch or light (a vocabulary from the training texts' character
+    counts) or pretrained. A light encoder's embeddings-file coverage is reported on `console`."""
     from gplinker.modeling.encoders import pretrained_encoder, scratch_encoder, scratch_tokenizer
+    from gplinker.modeling.light import light_encoder
 
     if cfg.model.encoder == "scratch":
         tokenizer = scratch_tokenizer(char_counts, cfg.model.scratch.min_char_count)
         encoder = scratch_encoder(cfg.model.scratch, len(tokenizer))
+    elif cfg.model.encoder in LIGHT_ENCODERS:
+        tokenizer = scratch_tokenizer(char_counts, cfg.model.light.min_char_count)
+        encoder, coverage = light_encoder(cfg.model.encoder, cfg.model.light, tokenizer)
+        if coverage is not None:
+            say(console, coverage.summary())
     else:
         encoder, tokenizer = pretrained_encoder(cfg.model.encoder, cfg.model.trust_remote_code)
     check_positions(cfg, encoder)
@@ -217,7 +225,8 @@ def train_locked(cfg: Config, out: Path, resume: bool, overwrite: bool, console:
             check_positions(cfg, model.encoder)
             say(console, warm.summary())
         else:
-            model, tokenizer = build_model(cfg, task, corpus.char_counts() if cfg.model.encoder == "scratch" else {})
+            model, tokenizer = build_model(cfg, task, corpus.char_counts() if cfg.model.encoder in CHAR_VOCAB_ENCODERS
+                                           else {}, console)
         max_length = resolve_max_length(cfg, data, corpus, corpus_key, tokenizer, position_limit(model.encoder),
                                         console)
     cfg = replace(cfg, data=replace(cfg.data, max_length=max_length))

@@ -11,6 +11,7 @@ from typing import Any
 from gplinker.config import ScratchConfig
 from gplinker.data.encoding import char_counts
 from gplinker.errors import ConfigError
+from gplinker.modeling.light import is_light
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -119,7 +120,8 @@ def load_tokenizer(name: str, model_type: str, trust_remote_code: bool = False) 
 
     bare_vocab = Path(name, "vocab.txt").is_file() and not Path(name, "tokenizer_config.json").is_file()
     try:
-        if model_type == "roformer" or bare_vocab:  # a bare vocab.txt dir is a BERT WordPiece vocabulary
+        # a bare vocab.txt dir is a BERT WordPiece vocabulary; the light encoders use the scratch one
+        if model_type == "roformer" or bare_vocab or is_light(model_type):
             tokenizer = BertTokenizerFast.from_pretrained(name)
         else:
             tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True, trust_remote_code=trust_remote_code)

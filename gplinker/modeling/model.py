@@ -16,6 +16,7 @@ from gplinker.errors import ConfigError, GPLinkerError
 from gplinker.head_spec import HeadSpec
 from gplinker.manifest import verify
 from gplinker.model_format import check_model_format
+from gplinker.modeling.light import is_light, light_encoder_from_config
 from gplinker.modeling.losses import pointer_loss
 from gplinker.modeling.pointer import EfficientGlobalPointer, GlobalPointer
 
@@ -39,7 +40,7 @@ class GPLinkerModel(nn.Module):
         if head_type not in ("egp", "gp"):
             raise ConfigError(f"model.head must be egp or gp, got '{head_type}'")
         pointer = EfficientGlobalPointer if head_type == "egp" else GlobalPointer
-        self.encoder: Any = encoder  # a transformers PreTrainedModel: returns .last_hidden_state
+        self.encoder: Any = encoder  # a transformers PreTrainedModel or a LightEncoder: returns .last_hidden_state
         self.head_specs = list(heads)
         self.head_type, self.head_size = head_type, head_size
         hidden = encoder.config.hidden_size
@@ -97,8 +98,6 @@ class GPLinkerModel(nn.Module):
     @classmethod
     def load(cls, directory: str | Path, trust_remote_code: bool = False) -> tuple[GPLinkerModel, dict[str, Any]]:
         """Rebuild the model from a dir written by `save`; returns (model, gplinker config section)."""
-        from transformers import AutoConfig, AutoModel
-
         directory = resolve_model_dir(directory)
         config_path = directory / CONFIG
         if not config_path.is_file() or not (directory / WEIGHTS).is_file():
@@ -112,14 +111,8 @@ class GPLinkerModel(nn.Module):
             raise ConfigError(f"{config_path} has no 'gplinker' section: not a gplinker model dir")
         section: dict[str, Any] = raw["gplinker"]
         check_model_format(section, str(config_path))
-        try:
-            encoder_config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
-        except (OSError, ValueError, KeyError) as exc:
-            hint = "" if trust_remote_code else " (a model dir that ships its own code needs --trust-remote-code)"
-            raise ConfigError(f"cannot read the encoder config in {directory}: "
-                              f"{str(exc).strip().splitlines()[0]}{hint}") from None
-        encoder = AutoModel.from_config(  # type: ignore[no-untyped-call]
-            encoder_config, trust_remote_code=trust_remote_code, **pooling_kwargs(encoder_config))
+        encoder = light_encoder_from_config(raw) if is_light(raw.get("model_type")) else \
+            transformers_encoder(directory, trust_remote_code)
         heads = [HeadSpec(**h) for h in section["heads"]]
         model = cls(encoder, heads, section["head_type"], section["head_size"])
         model.load_state_dict(read_weights(directory / WEIGHTS), strict=True)
@@ -156,6 +149,20 @@ def warn_unverified(directory: Path, status: str) -> None:
 
         warnings.warn(f"{directory}: no manifest.json (written by a gplinker that wrote none), so its "
                       "files are unverified", UserWarning, stacklevel=3)
+
+
+def transformers_encoder(directory: Path, trust_remote_code: bool) -> Any:
+    """An AutoModel with random weights of the encoder config saved in `directory`."""
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        encoder_config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        hint = "" if trust_remote_code else " (a model dir that ships its own code needs --trust-remote-code)"
+        raise ConfigError(f"cannot read the encoder config in {directory}: "
+                          f"{str(exc).strip().splitlines()[0]}{hint}") from None
+    return AutoModel.from_config(  # type: ignore[no-untyped-call]
+        encoder_config, trust_remote_code=trust_remote_code, **pooling_kwargs(encoder_config))
 
 
 def pooling_kwargs(encoder_config: Any) -> dict[str, Any]:
