@@ -94,3 +94,18 @@ def test_bert_wordpiece_offsets_cover_the_text(text):
             if span != SPECIAL:
                 assert 0 <= span[0] < span[1] <= len(text)
                 assert w.token_span(*span) == (i, i)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+def test_char_counts_equal_counter_across_chunks_and_odd_code_points(monkeypatch, chunk):
+    from collections import Counter
+
+    from gplinker.data import encoding
+
+    monkeypatch.setattr(encoding, "COUNT_CHARS", chunk)
+    texts = ["北京大学", "a\ud800b", "\U0001F600x\U0001F600", "", "\x00\n\t ", "ab" * 7]
+    expected: Counter[str] = Counter()
+    for text in texts:
+        expected.update(text)
+    assert encoding.char_counts(texts) == expected
+    assert encoding.char_counts(iter(texts)) == expected and encoding.char_counts([]) == Counter()
