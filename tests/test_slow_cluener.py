@@ -55,7 +55,12 @@ def test_short_cluener_training_raises_dev_f1(tmp_path):
     assert best["score"] == max(scores)
 
 
-@pytest.mark.parametrize("encoder", ["dgcnn", "bilstm"])
+BILSTM_STALLS = pytest.mark.xfail(strict=True, reason="issue 15, open: the bilstm at configs/cluener-light.yaml's "
+                                   "settings learns nothing in 600 steps (2026-12-01: dev F1 0.0 at steps 200, 400 "
+                                   "and 600); strict, so a fix shows up as a pass")
+
+
+@pytest.mark.parametrize("encoder", ["dgcnn", pytest.param("bilstm", marks=BILSTM_STALLS)])
 def test_short_cluener_training_raises_dev_f1_with_each_light_encoder(tmp_path, encoder):
     """600 steps of a light encoder (configs/cluener-light.yaml) on 3,000 training lines; dev F1 on 300 lines rises.
 
