@@ -21,7 +21,7 @@ def mapped_files(tmp_path: Path, n: int, monkeypatch) -> datasets.Dataset:
 
     def rows(batch, indices):
         return {"i": batch["i"], "text": [f"t{i}" for i in batch["i"]], "payload": ["x" * 200 for _ in batch["i"]],
-                "length": [i % 7 for i in batch["i"]]}
+                "length": [i % 7 for i in batch["i"]], "unplaced": [i % 2 for i in batch["i"]]}
 
     _, files = map_in_chunks(source, rows, directory=tmp_path, name="rows", fn_kwargs={}, num_proc=1, progress=None,
                              description="rows")
@@ -64,6 +64,7 @@ def test_window_rows_are_taken_batch_by_batch_in_the_order_asked(tmp_path, monke
     dataset = mapped_files(tmp_path, 300, monkeypatch)
     table = WindowTable(dataset, heads=[])
     assert len(table._batches) > 4 and table.lengths.tolist() == [i % 7 for i in range(300)]
+    assert table.unplaced() == 150
     for index in ([299, 0, 17, 16, 150, 17, 3], [5], list(range(299, -1, -1))):
         rows = table._rows(index)
         assert rows["i"].to_pylist() == index and rows["text"].to_pylist() == [f"t{i}" for i in index]

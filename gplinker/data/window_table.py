@@ -51,14 +51,15 @@ class WindowTable:
         self._batches = self.dataset.data.table.to_batches()  # record batches over the memory-mapped files
         sizes = np.fromiter((b.num_rows for b in self._batches), dtype=np.int64, count=len(self._batches))
         self._starts = np.concatenate([[0], np.cumsum(sizes)])  # row where each record batch starts, and the end
-        self.lengths: npt.NDArray[np.int32] = self._column("length")
+        lengths, unplaced = [], 0
+        for part in scan(self.dataset, ["length", "unplaced"]):  # one pass for both small columns
+            lengths.append(np.asarray(part.column("length").to_numpy()))
+            unplaced += int(np.asarray(part.column("unplaced").to_numpy()).sum())
+        self.lengths: npt.NDArray[np.int32] = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32)
+        self._unplaced = unplaced
 
     def __len__(self) -> int:
         return len(self.dataset)
-
-    def _column(self, name: str) -> npt.NDArray[Any]:
-        parts = [np.asarray(part.column(name).to_numpy()) for part in scan(self.dataset, [name])]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
     def span_tokens(self, head: str, channels: int) -> tuple[list[int], list[int]]:
         """(longest span in tokens, number of spans) per channel of a head's training targets."""
@@ -74,7 +75,7 @@ class WindowTable:
 
     def unplaced(self) -> int:
         """Gold items of the kept examples that no window can express."""
-        return int(self._column("unplaced").sum())
+        return self._unplaced
 
     def batch(self, indices: Any, pad_id: int, head_channels: dict[str, int],
               max_spans: dict[str, int | None] | None = None) -> LabelledBatch:
@@ -113,7 +114,8 @@ class WindowTable:
             raise IndexError(f"window index out of range 0..{self._starts[-1] - 1}")
         batch = np.searchsorted(self._starts, index, side="right") - 1  # (n,) record batch of each row
         order = np.argsort(batch, kind="stable")  # rows grouped by record batch
-        parts = [self._batches[k].take(pa.array(index[order][batch[order] == k] - self._starts[k]))
+        grouped_index, grouped_batch = index[order], batch[order]
+        parts = [self._batches[k].take(pa.array(grouped_index[grouped_batch == k] - self._starts[k]))
                  for k in np.unique(batch)]
         grouped = pa.Table.from_batches(parts, schema=self._batches[0].schema) if parts else \
             self.dataset.data.table.slice(0, 0)
