@@ -105,10 +105,11 @@ class EgpParts:
         With host checks (CPU) masked cells are zeroed by a multiply, and again exactly when that gave
         inf * 0 = nan somewhere; without (accelerators) they are zeroed exactly at once.
         """
-        cells, checks = plan_for(self.drop.device).cells, plan_for(self.drop.device).host_checks
-        grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=not checks, cells=cells)
-        if checks and not all(g.isfinite().all() for g in grads):  # inf * 0 = nan at a masked cell: mask exactly
-            grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=True, cells=cells)
+        plan = plan_for(self.drop.device)
+        grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=not plan.host_checks,
+                               cells=plan.cells)
+        if plan.host_checks and not all(g.isfinite().all() for g in grads):  # inf * 0 = nan at a masked cell
+            grads = _reduce_blocks(fill_block, self.drop, self.start.shape, dtype, exact=True, cells=plan.cells)
         grad_qk, grad_start, grad_end = grads
         return grad_qk.to(self.qk.dtype), grad_start.to(self.start.dtype), grad_end.to(self.end.dtype)
 
