@@ -16,6 +16,7 @@ from gplinker.errors import GPLinkerError, Interrupted
 
 if TYPE_CHECKING:
     from gplinker.commands.check import CheckReport
+    from gplinker.pipeline import Pipeline
 
 # rich_markup_mode=None: click's own help layout, which shows a flag as `--resume` (typer's rich panels print
 # `<bool>` after every flag, as if it took a value); the tables and progress bars stay rich.
@@ -411,6 +412,20 @@ def demo(
 SERVE_EXTRA = ("fastapi", "uvicorn", "starlette")
 
 
+def serve_threads(nlp: Pipeline, threads: int, workers: int) -> int:
+    """Set torch's threads for `gplinker serve`: `threads` in all (0: torch's default) split over the workers;
+    the number of workers (0: two on a CPU with two or more threads, since two small batches side by side
+    keep two cores busier than one batch on two threads, else one)."""
+    import torch
+
+    total = threads or torch.get_num_threads()
+    on_cpu = nlp.predictor.runtime is None and nlp.predictor.device.type == "cpu"
+    workers = workers or (2 if on_cpu and total >= 2 else 1)
+    if on_cpu:
+        torch.set_num_threads(max(1, total // workers))
+    return workers
+
+
 @app.command()
 def serve(
     model_dir: Path = typer.Argument(..., help="a model dir written by `gplinker train` (or `gplinker export`)"),
@@ -423,7 +438,10 @@ def serve(
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="log one line per request"),
-    threads: int = typer.Option(0, help="CPU threads per forward pass (torch.set_num_threads; 0: torch's default)"),
+    threads: int = typer.Option(0, help="CPU threads for inference in all, shared by the workers "
+                                "(0: torch's default, one per core)"),
+    workers: int = typer.Option(0, help="batches predicted at once, each in its own thread (0: 2 for torch on a "
+                                "CPU with 2 or more threads, else 1)"),
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /schema, GET /health, the web page at /, API docs at /docs."""
     try:
@@ -443,14 +461,13 @@ def serve(
     try:
         if max_batch < 1:
             raise GPLinkerError(f"--max-batch must be at least 1, got {max_batch}")
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        if threads < 0 or workers < 0:
+            raise GPLinkerError(f"--threads and --workers must be 0 (automatic) or more, got {threads} and {workers}")
         nlp = Pipeline.from_pretrained(model_dir, runtime=runtime, device=device, batch_size=batch_size,
                                        trust_remote_code=trust_remote_code)
+        workers = serve_threads(nlp, threads, workers)
     except GPLinkerError as exc:
         fail(exc)
     console.print(f"serving {model_dir} ({nlp.task.name}) on http://{host}:{port}/  (API docs: /docs)")
-    uvicorn.run(create_app(nlp, model_dir=model_dir, max_batch=max_batch, max_wait_ms=max_wait_ms),
+    uvicorn.run(create_app(nlp, model_dir=model_dir, max_batch=max_batch, max_wait_ms=max_wait_ms, workers=workers),
                 host=host, port=port, log_level="info", access_log=access_log)

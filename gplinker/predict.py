@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -47,6 +48,9 @@ class Predictor:
         self.runtime = runtime
         # cut: a text longer than a window is cut at sentence ends (whole sentences per window) or slides over tokens
         self.encoder = WindowEncoder(tokenizer, max_length, stride, char_level, cut)
+        # a fast tokenizer is not safe to call from two threads at once ("Already borrowed"); the model is,
+        # in eval mode, so Predictor.predict may run in several threads (gplinker serve --workers)
+        self.tokenizing = threading.Lock()
         self.threshold, self.batch_size = threshold, batch_size
         self.device = torch.device(device)
         self.amp = amp
@@ -105,7 +109,8 @@ class Predictor:
     def predict(self, examples: Sequence[Example],
                 progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
         """One merged prediction per example, in input order; progress(windows done, windows) after each batch."""
-        windows = self.encoder.encode([e.text for e in examples])
+        with self.tokenizing:
+            windows = self.encoder.encode([e.text for e in examples])
         per_window = self.decode_windows(windows, progress)
         grouped: list[list[Prediction]] = [[] for _ in examples]
         for window, prediction in zip(windows, per_window):
@@ -503,7 +508,6 @@ _END: Any = object()
 def _read_ahead(items: Iterable[T], idle: float) -> Iterator[T]:
     """The items of `items`, read by a daemon thread into a bounded queue; `_IDLE` after `idle` s without one."""
     import queue
-    import threading
 
     q: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)  # lines, not chunks: memory stays bounded by the chunk
     failure: list[BaseException] = []

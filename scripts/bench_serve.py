@@ -12,9 +12,10 @@ bench_predict (short sentences, 2% long texts of 300-1,500 characters), one text
 2. The baseline: `Pipeline` (the code of `gplinker predict`) on the same texts, in one call, in
    this process, with the server stopped (median of --baseline-repeats runs). Goal (issue 16):
    the server's texts/s >= 0.8x batch. Clients and server share the machine's cores, as they
-   would on one host. Both sides use --threads torch threads (default: torch's); on a loaded
-   machine small batches with 2 threads can cost 25x their 1-thread time (thread wake-ups), so
-   try --threads 1 there.
+   would on one host. Both sides get --threads CPU threads for inference (default: torch's, one
+   per core): the baseline as torch threads, the server split over its --workers (default 2:
+   two batches side by side, one thread each). On a loaded machine small batches with 2 threads
+   can cost 25x their 1-thread time (thread wake-ups), so try --threads 1 there.
 
     python scripts/bench_serve.py                     # 32 clients, 30 s
     python scripts/bench_serve.py --clients 8 --seconds 10
@@ -43,13 +44,13 @@ from bench_predict import mixed_lines, train_model
 REPO = Path(__file__).resolve().parents[1]
 
 
-def start_server(model_dir: Path, port: int, max_batch: int, max_wait_ms: float, threads: int,
+def start_server(model_dir: Path, port: int, max_batch: int, max_wait_ms: float, threads: int, workers: int,
                  log: Path) -> subprocess.Popen:
     """`gplinker serve` on 127.0.0.1:port, its output in `log`."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen([sys.executable, "-m", "gplinker", "serve", str(model_dir), "--port", str(port),
                              "--device", "cpu", "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
-                             "--threads", str(threads), "--no-access-log"],
+                             "--threads", str(threads), "--workers", str(workers), "--no-access-log"],
                             cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
@@ -166,10 +167,15 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=64, help="the server's --max-batch")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's --max-wait-ms")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch threads of the server and of the baseline alike")
+                        help="CPU threads for inference: the baseline's torch threads, and the server's in all")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="the server's --workers (batches at once; 0: its default, 2 on a CPU with 2+ threads)")
     parser.add_argument("--baseline-repeats", type=int, default=3, help="batch Pipeline runs (median)")
     parser.add_argument("--hidden", type=int, default=64, help="hidden size of the scratch model")
     parser.add_argument("--layers", type=int, default=1, help="layers of the scratch model")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="training steps of the model (100 for --hidden 256 --layers 4: fewer leave it predicting "
+                             "~17 junk entities per text, which makes decoding, not batching, the cost)")
     parser.add_argument("--smoke", action="store_true", help="4 clients for 3 s on a 2-step model: checks the script")
     add_huge_pages_flag(parser)
     args = parser.parse_args()
@@ -180,13 +186,14 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     sizes = {"hidden": args.hidden, "layers": args.layers, "heads": 2 if args.hidden < 128 else 4, "head": 16}
-    model_dir = train_model(work, sizes, steps=2 if args.smoke else 20, max_length=128)
+    model_dir = train_model(work, sizes, steps=2 if args.smoke else args.steps, max_length=128)
     rng = random.Random(7)
     texts = [json.loads(line)["text"] for line in mixed_lines(rng, args.texts, 0.02, (300, 1500))]
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(model_dir, port, args.max_batch, args.max_wait_ms, args.threads, work / "server.log")
+    server = start_server(model_dir, port, args.max_batch, args.max_wait_ms, args.threads, args.workers,
+                          work / "server.log")
     try:
         wait_ready(url, server)
         import httpx
@@ -229,11 +236,14 @@ def main() -> None:
     ratio = served_rate / batch_rate
     latencies_ms = [1000 * x for x in run["latencies"]]
     chars = sum(len(t) for t in sent_texts)
+    entities = sum(len(r["entities"]) for r in expected) / max(len(expected), 1)
     print(f"# bench_serve: {machine()}")
     print(f"# {args.clients} clients for {args.seconds:g} s on loopback, one text per request ({len(sent_texts)} "
           f"requests, {chars} characters); server --max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g}, "
-          f"{args.threads} torch thread(s) in the server and the baseline, "
-          f"scratch NER model hidden {sizes['hidden']} x {sizes['layers']} layer, max_length 128")
+          f"{args.threads} CPU thread(s) for inference in the baseline and in the server ({health['workers']} "
+          f"worker(s) of {max(1, args.threads // health['workers'])} thread(s)), "
+          f"scratch NER model hidden {sizes['hidden']} x {sizes['layers']} layer ({args.steps} steps: {entities:.1f} "
+          f"entities per text), max_length 128")
     print("| clients | seconds | requests | requests/s | p50 ms | p99 ms | errors | batches | texts per batch "
           "| batch Pipeline texts/s (median) | serve / batch | same entities | max score diff |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")

@@ -218,6 +218,59 @@ def test_batcher_fills_batches_up_to_max_batch_and_keeps_each_requests_results()
     assert sum(len(c) for c in calls) == 29
 
 
+def test_with_two_workers_a_closed_loop_of_clients_is_split_and_predicted_side_by_side():
+    running, most, calls = 0, 0, []
+    lock = threading.Lock()
+
+    def slow_double(items: list[int]) -> list[int]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            calls.append(len(items))
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return [2 * x for x in items]
+
+    async def scenario() -> list[list[int]]:
+        batcher = MicroBatcher(slow_double, max_batch=64, max_wait=0.05, workers=2)
+        batcher.start()
+
+        async def client(c: int) -> list[int]:  # 8 clients, each sends its next request once answered
+            out = []
+            for r in range(3):
+                out += await batcher.submit([100 * c + r])
+            return out
+
+        results = await asyncio.gather(*(client(c) for c in range(8)))
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(scenario())
+    assert results == [[2 * (100 * c + r) for r in range(3)] for c in range(8)]
+    assert most == 2  # two batches ran at once
+    assert sum(calls) == 24 and max(calls) <= 4  # the 8 waiting clients were split between the workers, not 8 + 0
+
+
+def test_predictor_gives_the_same_records_from_two_threads_at_once(model_dirs):
+    d = model_dirs["ner"]
+    nlp = Pipeline.from_pretrained(d, device="cpu")
+    texts = (TEXTS + [LONG]) * 6
+    expected = nlp(texts)
+    got: dict[int, list] = {}
+
+    def run(k: int) -> None:
+        got[k] = [nlp(texts) for _ in range(3)]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert got[0] == got[1] == [expected] * 3
+
+
 def test_batcher_hands_an_error_to_its_batch_only():
     def fragile(items: list[str]) -> list[str]:
         if "bad" in items:
@@ -241,7 +294,9 @@ def test_serve_refuses_a_missing_model_dir_and_a_bad_max_batch_with_one_line(mod
     assert missing.exit_code == 2 and "is not a gplinker model dir" in " ".join(missing.output.split())
     bad = CliRunner().invoke(cli_app, ["serve", str(model_dirs["ner"]), "--max-batch", "0"])
     assert bad.exit_code == 2 and "--max-batch must be at least 1" in bad.output
-    assert "Traceback" not in missing.output + bad.output
+    workers = CliRunner().invoke(cli_app, ["serve", str(model_dirs["ner"]), "--workers", "-1"])
+    assert workers.exit_code == 2 and "--threads and --workers must be 0 (automatic) or more" in workers.output
+    assert "Traceback" not in missing.output + bad.output + workers.output
 
 
 def test_serve_without_the_extra_names_the_install_command(model_dirs, monkeypatch):
@@ -271,3 +326,19 @@ def test_the_cli_server_answers_on_loopback_and_finishes_in_flight_requests_on_s
         # uvicorn shuts down (lifespan included), then re-raises SIGTERM so the exit status tells the signal
         assert process.wait(timeout=60) in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in process.stderr.read()
+
+
+def test_serve_splits_its_threads_over_two_workers_on_a_cpu_by_default(model_dirs):
+    import torch
+
+    from gplinker.cli import serve_threads
+
+    nlp = Pipeline.from_pretrained(model_dirs["ner"], device="cpu")
+    before = torch.get_num_threads()
+    try:
+        assert serve_threads(nlp, 4, 0) == 2 and torch.get_num_threads() == 2
+        assert serve_threads(nlp, 4, 1) == 1 and torch.get_num_threads() == 4
+        assert serve_threads(nlp, 1, 0) == 1 and torch.get_num_threads() == 1  # one thread: one worker
+        assert serve_threads(nlp, 3, 4) == 4 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -6,6 +6,7 @@ padded batch, shape (B, C, K) padded with -1. No dense (B, C, L, L) label tensor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -37,10 +38,72 @@ def train_batches(lengths: Sequence[int] | npt.NDArray[np.integer[Any]], batch_s
     return [batches[k] for k in shuffle]
 
 
+# The cost model of `inference_batches`, in token units: a forward pass costs a fixed BATCH_OVERHEAD plus, per
+# window padded to length L, L + L**2 / QUADRATIC_TOKENS (the linear layers per token, the L x L attention and
+# pointer grids). On the CPU a forward of one short window costs as much as hundreds of tokens in a full one
+# (small matrix products, Python and dispatch per layer: a 4-layer 256-wide scratch BERT takes 4.8 ms for 1 x 30
+# tokens, 36 ms for 16 x 30); 256 and 256 were the best of {32, 128, 256, 1024} x {128, 1024} for predicting
+# a mixed set of texts 32 at a time with the 64 x 1 and 256 x 4 scratch models of scripts/bench_serve.py.
+BATCH_OVERHEAD = 256
+QUADRATIC_TOKENS = 256
+
+
 def inference_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Batches in length order (longest first), so each pads to its own length; callers restore order."""
+    """Batches of at most `batch_size` windows in length order (longest first); callers restore the order.
+
+    Each batch pads to its longest window, so where the sorted order is cut matters when lengths
+    are mixed (a server's micro-batch: a few long windows among many short ones). The windows are
+    cut into groups at boundaries between lengths, each group into consecutive pieces of
+    `batch_size`; the groups minimise `batches_cost` exactly among such cuts (dynamic programming
+    over the runs of equal length). One group of everything, the plain chunks of the sorted order,
+    is among them, so the cost is never higher than theirs.
+    """
     order = sorted(range(len(lengths)), key=lambda k: -lengths[k])
-    return [order[a : a + batch_size] for a in range(0, len(order), batch_size)]
+    runs: list[tuple[int, int]] = []  # (length, count) of each run of equal lengths in `order`
+    for k in order:
+        if runs and runs[-1][0] == lengths[k]:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((lengths[k], 1))
+    # best[j]: the least cost of the windows of the first j runs; cut[j]: the first run of the last group
+    best, cut = [0.0] + [math.inf] * len(runs), [0] * (len(runs) + 1)
+    for i in range(len(runs)):
+        windows, full, last = 0, 0.0, 0.0  # windows in runs i..j-1; cost of the group's full pieces, of its last
+        for j in range(i + 1, len(runs) + 1):
+            length, count = runs[j - 1]
+            while count:  # the run's windows fill the last piece, then open new ones
+                room = batch_size - windows % batch_size if windows % batch_size else 0
+                if room == 0:  # a new piece starts with this run: it pads to this run's length
+                    full += last
+                    piece_cost = window_cost(length)
+                    last, room = BATCH_OVERHEAD, batch_size
+                take = min(room, count)
+                last += take * piece_cost
+                windows, count = windows + take, count - take
+            cost = best[i] + full + last
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups: list[int] = []  # windows per group, the last group first
+    j = len(runs)
+    while j > 0:
+        groups.append(sum(count for _, count in runs[cut[j] : j]))
+        j = cut[j]
+    batches: list[list[int]] = []
+    start = 0
+    for size in reversed(groups):
+        batches.extend(order[b : min(b + batch_size, start + size)] for b in range(start, start + size, batch_size))
+        start += size
+    return batches
+
+
+def window_cost(length: int) -> float:
+    """The cost of one window padded to `length` tokens, in token units (BATCH_OVERHEAD)."""
+    return length + length**2 / QUADRATIC_TOKENS
+
+
+def batches_cost(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+    """The cost model of `inference_batches`: per batch BATCH_OVERHEAD + n * window_cost(its longest window)."""
+    return sum(BATCH_OVERHEAD + len(b) * window_cost(max(lengths[k] for k in b)) for b in batches)
 
 
 Batch = dict[str, torch.Tensor]  # input_ids, attention_mask: (B, L)

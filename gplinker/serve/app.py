@@ -47,10 +47,11 @@ PREDICT_BODY = {  # the OpenAPI description of the body /predict parses by hand 
 
 
 def create_app(pipeline: Pipeline, *, model_dir: str | Path, max_batch: int = 64, max_wait_ms: float = 5.0,
-               max_texts: int = MAX_TEXTS, max_bytes: int = MAX_BYTES) -> FastAPI:
-    """The app serving `pipeline` (loaded from `model_dir`, which /health identifies)."""
+               workers: int = 1, max_texts: int = MAX_TEXTS, max_bytes: int = MAX_BYTES) -> FastAPI:
+    """The app serving `pipeline` (loaded from `model_dir`, which /health identifies), `workers` batches at a time."""
     batcher: MicroBatcher[str, Record] = MicroBatcher(lambda texts: list(pipeline.stream(texts)),
-                                                      max_batch=max_batch, max_wait=max_wait_ms / 1000)
+                                                      max_batch=max_batch, max_wait=max_wait_ms / 1000,
+                                                      workers=workers)
     identity = model_id(Path(model_dir))
 
     @asynccontextmanager
@@ -95,7 +96,7 @@ def create_app(pipeline: Pipeline, *, model_dir: str | Path, max_batch: int = 64
     async def health() -> dict[str, Any]:
         return {"status": "ready", "task": pipeline.task.name, "model_id": identity, "model_dir": str(model_dir),
                 "runtime": "torch" if pipeline.predictor.runtime is None else "onnx",
-                "batches": batcher.stats.batches, "texts": batcher.stats.items}
+                "workers": batcher.workers, "batches": batcher.stats.batches, "texts": batcher.stats.items}
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

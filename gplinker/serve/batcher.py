@@ -1,12 +1,14 @@
 """Micro-batching: requests that arrive together are predicted in one call, off the event loop.
 
-A request hands its items to `MicroBatcher.submit` and awaits its results. One collector task
-takes the first waiting request, then keeps adding whole requests until the batch holds
-`max_batch` items or `max_wait` seconds have passed since that first one, and runs `predict` on
-the concatenated items in a single worker thread (inference never blocks the event loop; one
-thread, because the model already uses every core). A request larger than `max_batch` is a batch
-of its own. If `predict` raises, every request of that batch gets the exception and the next
-batch runs as usual.
+A request hands its items to `MicroBatcher.submit` and awaits its results. A collector task waits
+for a free worker, takes the first waiting request, then keeps adding whole requests until the
+batch holds `max_batch` items or `max_wait` seconds have passed since that first request arrived,
+and hands the concatenated items to `predict` in a worker thread (inference never blocks the event
+loop). With `workers` > 1, batches run side by side, each on its own cores: a batch collected while
+other workers are idle is split between them (whole requests, about as many items each), so
+clients that all wait at once (a closed loop) keep every worker busy instead of one. A request larger than
+`max_batch` is a batch of its own. If `predict` raises, every request of that batch gets the
+exception and the next batch runs as usual.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Waiting(Generic[T, R]):
 
     items: Sequence[T]
     future: asyncio.Future[list[R]]
+    arrived: float  # event-loop time of submit: the batch it opens waits at most max_wait from then
 
 
 @dataclass
@@ -45,48 +48,60 @@ class BatchStats:
 
 
 class MicroBatcher(Generic[T, R]):
-    """Collects concurrent requests into batches of at most `max_batch` items for `predict`."""
+    """Collects concurrent requests into batches of at most `max_batch` items for `predict`, run by `workers`
+    threads (`predict` must then be safe to call from several threads at once)."""
 
-    def __init__(self, predict: Callable[[list[T]], list[R]], max_batch: int = 64, max_wait: float = 0.005):
+    def __init__(self, predict: Callable[[list[T]], list[R]], max_batch: int = 64, max_wait: float = 0.005,
+                 workers: int = 1):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self.predict, self.max_batch, self.max_wait = predict, max_batch, max_wait
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.predict, self.max_batch, self.max_wait, self.workers = predict, max_batch, max_wait, workers
         self.stats = BatchStats()
         self.queue: asyncio.Queue[Waiting[T, R]] | None = None
+        self.free: asyncio.Semaphore | None = None  # one permit per idle worker
         self.collector: asyncio.Task[None] | None = None
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gplinker-predict")
+        self.running: set[asyncio.Task[None]] = set()
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gplinker-predict")
 
     def start(self) -> None:
         """Start the collector on the running event loop."""
-        self.queue = asyncio.Queue()
+        self.queue, self.free = asyncio.Queue(), asyncio.Semaphore(self.workers)
         self.collector = asyncio.get_running_loop().create_task(self.collect())
 
     async def stop(self) -> None:
-        """Finish the batch in progress, cancel the collector, release the worker thread."""
+        """Let the batches in progress finish, cancel the collector, release the worker threads."""
         if self.collector is not None:
             self.collector.cancel()
             try:
                 await self.collector
             except asyncio.CancelledError:
                 pass
-        self.worker.shutdown(wait=True)
+        if self.running:
+            await asyncio.gather(*self.running, return_exceptions=True)
+        self.pool.shutdown(wait=True)
 
     async def submit(self, items: Sequence[T]) -> list[R]:
         """The results of `items`, in order, once the batch holding them has run."""
         if self.queue is None:
             raise RuntimeError("MicroBatcher.start() was not called")
-        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
-        await self.queue.put(Waiting(items, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[R]] = loop.create_future()
+        await self.queue.put(Waiting(items, future, loop.time()))
         return await future
 
     async def collect(self) -> None:
-        """Forever: gather one batch of waiting requests and run it."""
-        assert self.queue is not None
+        """Forever: wait for a free worker, gather one batch of waiting requests, start it."""
+        assert self.queue is not None and self.free is not None
         loop = asyncio.get_running_loop()
+        carried: Waiting[T, R] | None = None  # a request that would have overflowed the last batch: it opens the next
         while True:
-            batch = [await self.queue.get()]
-            size = len(batch[0].items)
-            deadline = loop.time() + self.max_wait
+            await self.free.acquire()
+            first = carried if carried is not None else await self.queue.get()
+            carried = None
+            batch, size = [first], len(first.items)
+            deadline = first.arrived + self.max_wait
             while size < self.max_batch:
                 if self.queue.empty():
                     remaining = deadline - loop.time()
@@ -99,19 +114,30 @@ class MicroBatcher(Generic[T, R]):
                 else:
                     nxt = self.queue.get_nowait()
                 if size + len(nxt.items) > self.max_batch:
-                    await self.run(batch, size)  # the newcomer would overflow: it opens the next batch
-                    batch, size, deadline = [nxt], len(nxt.items), loop.time() + self.max_wait
-                    continue
+                    carried = nxt
+                    break
                 batch.append(nxt)
                 size += len(nxt.items)
-            await self.run(batch, size)
+            parts = split(batch, min(1 + self.idle_workers(), len(batch)))
+            for part in parts:
+                if part is not parts[0]:
+                    await self.free.acquire()  # an idle worker's permit: no wait
+                task = loop.create_task(self.run(part, sum(len(w.items) for w in part)))
+                self.running.add(task)
+                task.add_done_callback(self.running.discard)
+
+    def idle_workers(self) -> int:
+        """Workers with nothing to do now, besides the one a batch being dispatched holds."""
+        assert self.free is not None
+        return 0 if self.free.locked() else self.free._value  # noqa: SLF001 - asyncio has no public count
 
     async def run(self, batch: list[Waiting[T, R]], size: int) -> None:
-        """Predict the batch's items in the worker thread and hand each request its share."""
+        """Predict the batch's items in a worker thread and hand each request its share; frees the worker."""
+        assert self.free is not None
         items = [item for waiting in batch for item in waiting.items]
         self.stats.add(size)
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self.worker, self.predict, items)
+            results = await asyncio.get_running_loop().run_in_executor(self.pool, self.predict, items)
             if len(results) != len(items):
                 raise RuntimeError(f"predict returned {len(results)} results for {len(items)} items")
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the error; serving goes on
@@ -119,9 +145,25 @@ class MicroBatcher(Generic[T, R]):
                 if not waiting.future.done():
                     waiting.future.set_exception(exc)
             return
+        finally:
+            self.free.release()
         offset = 0
         for waiting in batch:
             n = len(waiting.items)
             if not waiting.future.done():  # a client that went away cancelled its future
                 waiting.future.set_result(results[offset : offset + n])
             offset += n
+
+
+def split(batch: list[Waiting[T, R]], parts: int) -> list[list[Waiting[T, R]]]:
+    """`batch` in `parts` consecutive runs of whole requests with about as many items each (fewer when it is small)."""
+    total = sum(len(w.items) for w in batch)
+    out: list[list[Waiting[T, R]]] = [[]]
+    taken = 0
+    for waiting in batch:
+        # open the next part once this one holds its share of the items (k/parts of them, rounded)
+        if out[-1] and len(out) < parts and taken >= round(len(out) * total / parts):
+            out.append([])
+        out[-1].append(waiting)
+        taken += len(waiting.items)
+    return out
