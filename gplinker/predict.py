@@ -7,6 +7,7 @@ threshold are found per head and window by tensor ops, at most `MAX_CELLS` of th
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -21,11 +22,13 @@ from torch import Tensor
 from gplinker.data.batching import collate, inference_batches
 from gplinker.data.encoding import Window, WindowEncoder, special_tokens_around
 from gplinker.data.examples import Example
+from gplinker.data.long_texts import LONG_TEXT_CHARS, LongText
 from gplinker.devices import inference_autocast, pick_device
 from gplinker.onnx_runtime import OnnxLogits
 from gplinker.tasks.base import Prediction, ScoredCells, Task
 
 T = TypeVar("T")
+WINDOW_GROUP = 1024  # windows of one long text made and predicted at a time
 # A decoding threshold on logits: one for every channel, or per head a list with one per channel
 # (`gplinker tune`; a head left out keeps 0)
 Thresholds = float | Mapping[str, Sequence[float]]
@@ -108,13 +111,32 @@ class Predictor:
 
     def predict(self, examples: Sequence[Example],
                 progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
-        """One merged prediction per example, in input order; progress(windows done, windows) after each batch."""
+        """One merged prediction per example, in input order; progress(windows done, windows) after each batch.
+
+        A text longer than LONG_TEXT_CHARS is tokenized in blocks and its windows are made and
+        predicted WINDOW_GROUP at a time (data/long_texts.py): the same windows, so the same
+        prediction, in memory bounded by the group rather than the text.
+        """
+        texts = [e.text for e in examples]
+        short = [k for k, t in enumerate(texts) if len(t) <= LONG_TEXT_CHARS]
         with self.tokenizing:
-            windows = self.encoder.encode([e.text for e in examples])
-        per_window = self.decode_windows(windows, progress)
+            windows = self.encoder.encode([texts[k] for k in short])
+            long = [LongText(self.encoder, t, k) for k, t in enumerate(texts) if len(t) > LONG_TEXT_CHARS]
+        total, done = len(windows) + sum(len(text) for text in long), 0
+
+        def report(n: int, _: int) -> None:
+            if progress is not None:
+                progress(done + n, total)
+
         grouped: list[list[Prediction]] = [[] for _ in examples]
-        for window, prediction in zip(windows, per_window):
-            grouped[window.example_index].append(prediction)
+        for window, prediction in zip(windows, self.decode_windows(windows, report)):
+            grouped[short[window.example_index]].append(prediction)
+        done += len(windows)
+        for text in long:
+            made = text.windows()
+            while group := list(itertools.islice(made, WINDOW_GROUP)):
+                grouped[text.example_index].extend(self.decode_windows(group, report))
+                done += len(group)
         return [self.task.merge(g) for g in grouped]
 
     @torch.inference_mode()

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from gplinker.commands.train import train
 from gplinker.config import load_config
+from gplinker.data.batching import inference_batches
 from gplinker.data.examples import Example
 from gplinker.predict import Predictor
 from tests.conftest import NER_SENTENCES, spans_record, tiny_overrides, write_jsonl
@@ -19,7 +20,10 @@ def test_predict_reports_windows_done_after_each_batch(tmp_path):
     predictor = Predictor.from_pretrained(tmp_path / "run" / "last", device="cpu", batch_size=3)
     calls = []
     predictor.predict([Example(t) for t, _ in NER_SENTENCES], lambda done, total: calls.append((done, total)))
-    assert calls == [(3, 8), (6, 8), (8, 8)]
+    windows = predictor.encoder.encode([t for t, _ in NER_SENTENCES])
+    sizes = [len(b) for b in inference_batches([len(w) for w in windows], 3)]  # cut by length, at most 3 each
+    assert len(windows) == 8 and max(sizes) <= 3
+    assert calls == [(sum(sizes[: k + 1]), 8) for k in range(len(sizes))]  # one report per batch, running total
 
 
 def test_training_evaluations_draw_a_bar_and_log_seconds(tmp_path):

@@ -99,26 +99,30 @@ class WindowEncoder:
     def encode(self, texts: Sequence[str], first_index: int = 0) -> list[Window]:
         """Windows of every text, in order; `example_index` counts from `first_index`."""
         windows: list[Window] = []
-        if not texts:
-            return windows
-        if self.char_level:
-            return self._encode_chars(texts, first_index)
-        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
-                             return_attention_mask=False, return_token_type_ids=False)
-        for k, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
-            windows.extend(self._windows(first_index + k, ids, [tuple(o) for o in offsets], texts[k]))
-        return windows
-
-    def _encode_chars(self, texts: Sequence[str], first_index: int) -> list[Window]:
-        """Each character is its own word: token boundaries are character boundaries (whitespace yields none)."""
-        windows: list[Window] = []
-        enc = self.tokenizer([list(t) for t in texts], is_split_into_words=True, add_special_tokens=False,
-                             return_offsets_mapping=True, return_attention_mask=False, return_token_type_ids=False)
-        for k, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
-            words = cast(list[int], enc.word_ids(k))  # no special tokens, so every token has a word
-            spans = [(w + s, w + e) for w, (s, e) in zip(words, offsets)]
+        for k, (ids, spans) in enumerate(self.content_tokens(texts)):
             windows.extend(self._windows(first_index + k, ids, spans, texts[k]))
         return windows
+
+    def content_tokens(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Each text's content token ids (no special tokens) and their character spans.
+
+        With char_level, each character is its own word: token boundaries are character boundaries
+        (whitespace yields none).
+        """
+        if not texts:
+            return []
+        if self.char_level:
+            enc = self.tokenizer([list(t) for t in texts], is_split_into_words=True, add_special_tokens=False,
+                                 return_offsets_mapping=True, return_attention_mask=False,
+                                 return_token_type_ids=False)
+            out = []
+            for k, (ids, offsets) in enumerate(zip(enc["input_ids"], enc["offset_mapping"])):
+                words = cast(list[int], enc.word_ids(k))  # no special tokens, so every token has a word
+                out.append((ids, [(w + s, w + e) for w, (s, e) in zip(words, offsets)]))
+            return out
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
+                             return_attention_mask=False, return_token_type_ids=False)
+        return [(ids, [tuple(o) for o in offsets]) for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"])]
 
     def _windows(self, example_index: int, ids: list[int], offsets: list[tuple[int, int]], text: str) -> list[Window]:
         """The windows of one text from its content token ids and their character spans."""
