@@ -492,33 +492,44 @@ IDLE_FLUSH_S = 0.2  # a partial chunk of a slow stream (a pipe) is predicted aft
 READ_AHEAD = 16  # items the reader thread may hold beyond the chunk being built
 
 
+FIRST_CHUNK = 16  # gplinker predict's first chunk holds at most 1/FIRST_CHUNK of a full one (see `chunks`)
+
+
 def chunks(items: Iterable[T], size: int, weight: Callable[[T], int] | None = None, budget: int = 0,
-           idle: float | None = None) -> Iterator[list[T]]:
+           idle: float | None = None, ramp: int = 1) -> Iterator[list[T]]:
     """Consecutive lists of at most `size` items whose `weight`s sum to at most `budget` (an item heavier than
     the budget goes alone); keeps memory flat when streaming.
 
     With `idle` (seconds), items are read on a background thread and a partial chunk is yielded
     when no new item came for that long, so a slow producer (stdin from a pipe) gets its results
-    without waiting for `size` items.
+    without waiting for `size` items. With `ramp` > 1, the first chunk's limits are size/ramp and
+    budget/ramp, doubling with each chunk up to the full ones: the first output comes after a
+    small chunk, and the rest batch as before.
     """
     source: Iterable[T] = items if idle is None else _read_ahead(items, idle)
+    scale = max(1, ramp)
+    limit, cap = max(1, size // scale), budget // scale if budget else 0
     chunk: list[T] = []
     total = 0
+
+    def full() -> list[T]:
+        nonlocal chunk, total, limit, cap
+        out, chunk, total = chunk, [], 0
+        limit, cap = min(size, 2 * limit), min(budget, 2 * cap) if budget else 0
+        return out
+
     for item in source:
         if item is _IDLE:
             if chunk:
-                yield chunk
-                chunk, total = [], 0
+                yield full()
             continue
         w = weight(item) if weight is not None else 0
-        if chunk and budget and total + w > budget:
-            yield chunk
-            chunk, total = [], 0
+        if chunk and cap and total + w > cap:
+            yield full()
         chunk.append(item)
         total += w
-        if len(chunk) == size:
-            yield chunk
-            chunk, total = [], 0
+        if len(chunk) >= limit:
+            yield full()
     if chunk:
         yield chunk
 

@@ -26,6 +26,14 @@ def test_chunks_close_at_the_size_or_the_budget_and_a_heavy_item_goes_alone():
     assert [len(c) for c in chunks(range(10), 4)] == [4, 4, 2]  # no budget: by count alone
 
 
+def test_a_ramp_starts_with_small_chunks_and_doubles_to_the_full_ones():
+    assert [len(c) for c in chunks(range(100), 32, ramp=8)] == [4, 8, 16, 32, 32, 8]
+    items = ["a" * 10] * 40  # the budget ramps too: 80 / 8 = 10 characters, then 20, 40, 80
+    got = [sum(map(len, c)) for c in chunks(items, 1000, weight=len, budget=80, ramp=8)]
+    assert got == [10, 20, 40, 80, 80, 80, 80, 10] and sum(got) == 400
+    assert [len(c) for c in chunks(range(10), 4, ramp=1)] == [4, 4, 2]  # no ramp: full chunks from the start
+
+
 def test_idle_chunks_yield_a_partial_chunk_while_the_producer_waits():
     first_seen = threading.Event()
     waited_out = []
@@ -53,7 +61,10 @@ def test_idle_chunks_raise_the_producers_error():
         list(chunks(broken(), 100, idle=0.05))
 
 
-def test_predict_lines_bounds_each_chunk_by_characters(tiny_model_dir):
+def test_predict_lines_bounds_each_chunk_by_characters(tiny_model_dir, monkeypatch):
+    import gplinker.commands.predict as predict_command
+
+    monkeypatch.setattr(predict_command, "FIRST_CHUNK", 1)  # full chunks from the first (the ramp: below)
     predictor = Predictor.from_pretrained(tiny_model_dir, device="cpu")
     seen = []
     real = predictor.predict
@@ -68,6 +79,23 @@ def test_predict_lines_bounds_each_chunk_by_characters(tiny_model_dir):
     summary = predict_lines(predictor, lines, out.append, chunk_size=1024, chunk_chars=250)
     assert summary.lines == 5 and len(out) == 5
     assert seen == [[100, 100], [100], [500], [10]]
+    assert [json.loads(x)["text"] for x in out] == [json.loads(x)["text"] for x in lines]
+
+
+def test_predict_lines_starts_with_a_small_chunk_so_the_first_lines_come_out_soon(tiny_model_dir):
+    predictor = Predictor.from_pretrained(tiny_model_dir, device="cpu")
+    seen = []
+    real = predictor.predict
+
+    def recording(examples, progress=None):
+        seen.append(len(examples))
+        return real(examples, progress)
+
+    predictor.predict = recording
+    lines = [json.dumps({"text": f"张伟在北京{k}"}, ensure_ascii=False) for k in range(100)]
+    out = []
+    predict_lines(predictor, lines, out.append, chunk_size=64)
+    assert seen == [4, 8, 16, 32, 40]  # 64 / FIRST_CHUNK (16), doubling up to 64
     assert [json.loads(x)["text"] for x in out] == [json.loads(x)["text"] for x in lines]
 
 

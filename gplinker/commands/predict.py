@@ -15,7 +15,7 @@ from gplinker.data.examples import Example
 from gplinker.data.reading import parse_input_line
 from gplinker.errors import DataError, GPLinkerError
 from gplinker.locks import hold_lock, lock_file_for
-from gplinker.predict import CHUNK_CHARS, Predictor, chunks
+from gplinker.predict import CHUNK_CHARS, FIRST_CHUNK, Predictor, chunks
 from gplinker.submission import NEEDS_ID, RECORDS, check_format, submission_line
 from gplinker.tasks.base import Prediction
 
@@ -36,7 +36,8 @@ def predict_lines(predictor: Predictor, lines: Iterable[str], write: Callable[[s
     """Exactly one output line per input line, same order; a bad (or blank) line gets an `error` field.
 
     Lines are read and written in chunks of at most `chunk_size` lines and `chunk_chars` characters
-    (a longer line goes alone), so memory stays flat however long the input and its lines. With
+    (a longer line goes alone), so memory stays flat however long the input and its lines; the first
+    chunk is 1/FIRST_CHUNK of that, doubling after each, so the first lines come out soon. With
     `idle` (a pipe on stdin), a partial chunk is predicted after that many seconds without a new
     line, and `flush` is called after every chunk, so output follows input line by line. Under
     torchrun every rank reads the same input, predicts its share of each chunk, and rank 0
@@ -48,7 +49,7 @@ def predict_lines(predictor: Predictor, lines: Iterable[str], write: Callable[[s
     check_format(fmt, predictor.task.name)
     summary = PredictSummary()
     for chunk in chunks(enumerate(lines, start=1), chunk_size, weight=lambda item: len(item[1]), budget=chunk_chars,
-                        idle=None if dist.active() else idle):  # ranks must cut the same chunks
+                        idle=None if dist.active() else idle, ramp=FIRST_CHUNK):  # ranks must cut the same chunks
         parsed = [parse_input_line(line, lineno, source) for lineno, line in chunk]
         if fmt != RECORDS:
             check_submission_input(parsed, [lineno for lineno, _ in chunk], source, fmt)
