@@ -361,6 +361,30 @@ def peak_and_first_line(command: list[str], input_path: Path) -> tuple[float, fl
     return peak, first[0] if first else float("nan"), lines[0], lines[1]
 
 
+PEAK_SCRIPT = """
+import json, sys
+import gplinker.predict as P
+from gplinker.data.examples import Example
+P.LONG_TEXT_CHARS = {limit}
+text = json.loads(open(sys.argv[2], encoding="utf-8").readline())["text"]
+predictor = P.Predictor.from_pretrained(sys.argv[1], device="cpu")
+status = lambda key: int([x for x in open("/proc/self/status") if x.startswith(key)][0].split()[1]) // 1024
+loaded = status("VmRSS")
+items = len(predictor.predict([Example(text=text)])[0])
+print(status("VmHWM"), loaded, items)
+"""
+
+
+def predict_peak(model_dir: Path, input_path: Path, limit: str) -> tuple[int, int, int]:
+    """(peak RSS MB, RSS MB after loading, items) of Predictor.predict on the first line of `input_path` in a fresh
+    process, with predict.LONG_TEXT_CHARS = `limit` (a name there, or a number)."""
+    limit = f"P.{limit}" if limit.isidentifier() else limit
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT.format(limit=limit), str(model_dir), str(input_path)],
+                         capture_output=True, text=True, env=ENV, check=True)
+    peak, loaded, items = (int(x) for x in out.stdout.split())
+    return peak, loaded, items
+
+
 def slow_pipe_delays(model_dir: Path, n: int = 12) -> list[float]:
     """Seconds from each line written (one a second) to its output line, through `gplinker predict -`."""
     proc = subprocess.Popen([sys.executable, "-m", "gplinker", "predict", str(model_dir), "-"], stdin=subprocess.PIPE,
@@ -411,6 +435,12 @@ def streaming(lab: Lab, scale: float = 1.0) -> None:
         soon = "" if path == huge_input else f", first line <= 5 s {'met' if first <= 5 else 'NOT met'}"  # one line
         bounded = "met" if peak <= 1536 else "NOT met"
         print(f"| {name} | {lines} | {size / 1e6:.1f} | {peak:.0f} | {first:.1f} | RSS <= 1536 MB {bounded}{soon} |")
+    print("\n| the 5 MB line through Predictor.predict | peak RSS MB | after loading MB | items |")
+    print("|---|---|---|---|")
+    for path_name, limit in (("blocks and window groups (data/long_texts.py)", "LONG_TEXT_CHARS"),
+                             ("whole, as before (LONG_TEXT_CHARS raised past the line)", "1 << 40")):
+        peak, loaded, items = predict_peak(lab.run / "best", huge_input, limit)
+        print(f"| {path_name} | {peak} | {loaded} | {items} |")
     delays = slow_pipe_delays(lab.run / "best", 13)
     first, rest = delays[0], delays[1:]  # the first line waits for the process to start and load the model
     print("\n| slow pipe (1 line/s) | first line s (start + load) | lines after it | max delay s | median delay s "
