@@ -423,6 +423,8 @@ def serve_threads(nlp: Pipeline, threads: int, workers: int) -> int:
     workers = workers or (2 if on_cpu and total >= 2 else 1)
     if on_cpu:
         torch.set_num_threads(max(1, total // workers))
+    elif threads:  # CUDA or ONNX: torch's own threads, as before there were workers (onnxruntime keeps its own)
+        torch.set_num_threads(threads)
     return workers
 
 
@@ -438,8 +440,8 @@ def serve(
     batch_size: int = typer.Option(64, help="windows per forward pass"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="log one line per request"),
-    threads: int = typer.Option(0, help="CPU threads for inference in all, shared by the workers "
-                                "(0: torch's default, one per core)"),
+    threads: int = typer.Option(0, help="CPU threads for inference in all, shared by the workers with torch on a "
+                                "CPU (0: torch's default, one per core)"),
     workers: int = typer.Option(0, help="batches predicted at once, each in its own thread (0: 2 for torch on a "
                                 "CPU with 2 or more threads, else 1)"),
 ) -> None:

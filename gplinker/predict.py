@@ -508,7 +508,7 @@ def chunks(items: Iterable[T], size: int, weight: Callable[[T], int] | None = No
     """
     source: Iterable[T] = items if idle is None else _read_ahead(items, idle)
     scale = max(1, ramp)
-    limit, cap = max(1, size // scale), budget // scale if budget else 0
+    limit, cap = max(1, size // scale), max(1, budget // scale) if budget else 0
     chunk: list[T] = []
     total = 0
 

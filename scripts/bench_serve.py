@@ -13,9 +13,10 @@ bench_predict (short sentences, 2% long texts of 300-1,500 characters), one text
    this process, with the server stopped (median of --baseline-repeats runs). Goal (issue 16):
    the server's texts/s >= 0.8x batch. Clients and server share the machine's cores, as they
    would on one host. Both sides get --threads CPU threads for inference (default: torch's, one
-   per core): the baseline as torch threads, the server split over its --workers (default 2:
-   two batches side by side, one thread each). On a loaded machine small batches with 2 threads
-   can cost 25x their 1-thread time (thread wake-ups), so try --threads 1 there.
+   per core): the baseline as torch threads, the server split over its --workers (default 2 with
+   torch on a CPU: two batches side by side, each with half the threads). On a loaded machine
+   small batches with 2 threads can cost 25x their 1-thread time (thread wake-ups), so try
+   --threads 1 there.
 
     python scripts/bench_serve.py                     # 32 clients, 30 s
     python scripts/bench_serve.py --clients 8 --seconds 10
@@ -186,7 +187,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     sizes = {"hidden": args.hidden, "layers": args.layers, "heads": 2 if args.hidden < 128 else 4, "head": 16}
-    model_dir = train_model(work, sizes, steps=2 if args.smoke else args.steps, max_length=128)
+    steps = 2 if args.smoke else args.steps
+    model_dir = train_model(work, sizes, steps=steps, max_length=128)
     rng = random.Random(7)
     texts = [json.loads(line)["text"] for line in mixed_lines(rng, args.texts, 0.02, (300, 1500))]
 
@@ -242,7 +244,7 @@ def main() -> None:
           f"requests, {chars} characters); server --max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g}, "
           f"{args.threads} CPU thread(s) for inference in the baseline and in the server ({health['workers']} "
           f"worker(s) of {max(1, args.threads // health['workers'])} thread(s)), "
-          f"scratch NER model hidden {sizes['hidden']} x {sizes['layers']} layer ({args.steps} steps: {entities:.1f} "
+          f"scratch NER model hidden {sizes['hidden']} x {sizes['layers']} layer ({steps} steps: {entities:.1f} "
           f"entities per text), max_length 128")
     print("| clients | seconds | requests | requests/s | p50 ms | p99 ms | errors | batches | texts per batch "
           "| batch Pipeline texts/s (median) | serve / batch | same entities | max score diff |")

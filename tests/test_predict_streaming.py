@@ -32,6 +32,8 @@ def test_a_ramp_starts_with_small_chunks_and_doubles_to_the_full_ones():
     got = [sum(map(len, c)) for c in chunks(items, 1000, weight=len, budget=80, ramp=8)]
     assert got == [10, 20, 40, 80, 80, 80, 80, 10] and sum(got) == 400
     assert [len(c) for c in chunks(range(10), 4, ramp=1)] == [4, 4, 2]  # no ramp: full chunks from the start
+    small = list(chunks(range(40), 32, weight=lambda _: 1, budget=10, ramp=16))  # budget / ramp < 1: one item first
+    assert max(map(len, small)) <= 10 and len(small[0]) == 1 and sum(small, []) == list(range(40))
 
 
 def test_idle_chunks_yield_a_partial_chunk_while_the_producer_waits():

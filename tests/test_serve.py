@@ -253,6 +253,34 @@ def test_with_two_workers_a_closed_loop_of_clients_is_split_and_predicted_side_b
     assert sum(calls) == 24 and max(calls) <= 4  # the 8 waiting clients were split between the workers, not 8 + 0
 
 
+def test_split_keeps_whole_requests_in_order_and_balances_their_items():
+    from gplinker.serve.batcher import Waiting, split
+
+    def sizes(items: list[int], parts: int) -> list[list[int]]:
+        batch = [Waiting(list(range(n)), None, 0.0) for n in items]  # type: ignore[arg-type]
+        out = split(batch, parts)
+        assert [w for part in out for w in part] == batch  # every request once, in order
+        return [[len(w.items) for w in part] for part in out]
+
+    assert sizes([1] * 8, 2) == [[1] * 4, [1] * 4]
+    assert sizes([3, 3, 30], 2) == [[3, 3], [30]]  # the big request gets a worker of its own
+    assert sizes([1, 10], 2) == [[1], [10]]
+    assert sizes([5], 3) == [[5]]  # fewer parts than workers when there is less to share
+
+
+def test_stop_answers_a_request_still_waiting_for_its_batch_instead_of_leaving_it_hanging():
+    async def scenario() -> object:
+        batcher = MicroBatcher(lambda items: items, max_batch=8, max_wait=30.0)  # would wait 30 s for company
+        batcher.start()
+        waiting = asyncio.ensure_future(batcher.submit(["a"]))
+        await asyncio.sleep(0.05)  # the collector holds it, waiting for more
+        await asyncio.wait_for(batcher.stop(), 10)
+        return (await asyncio.gather(waiting, return_exceptions=True))[0]
+
+    outcome = asyncio.run(scenario())
+    assert isinstance(outcome, RuntimeError) and "stopped before this request was predicted" in str(outcome)
+
+
 def test_predictor_gives_the_same_records_from_two_threads_at_once(model_dirs):
     d = model_dirs["ner"]
     nlp = Pipeline.from_pretrained(d, device="cpu")

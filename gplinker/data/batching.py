@@ -58,6 +58,8 @@ def inference_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]
     over the runs of equal length). One group of everything, the plain chunks of the sorted order,
     is among them, so the cost is never higher than theirs.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     order = sorted(range(len(lengths)), key=lambda k: -lengths[k])
     runs: list[tuple[int, int]] = []  # (length, count) of each run of equal lengths in `order`
     for k in order:

@@ -10,7 +10,7 @@ not: the block and the CUT_CONTEXT characters after the cut, tokenized together,
 tokens (ids and spans) as the two tokenized apart. The block starts at the text's start or at such
 a cut, so its left side is checked from a true boundary; a "word" longer than CUT_CONTEXT that
 runs past the cut is the one case the check cannot see to the end of. Candidates are tried from the block's end back
-to its middle, first before whitespace or after a sentence end or comma, then anywhere; a
+to its middle, first before whitespace or after a sentence end or comma, then a few anywhere; a
 char-level tokenizer (each character its own word) may cut anywhere. So the tokens, and from them
 the windows (`encoding.window_bounds`, at sentence ends as `WindowEncoder` cuts them), are those
 of the whole text tokenized at once; where no cut in a block checks out (one "word" of
@@ -19,6 +19,7 @@ thousands of characters), the block grows until one does.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ LONG_TEXT_CHARS = 1 << 16  # texts longer than this take this path in Predictor.
 TOKENIZE_BLOCK = 1 << 14  # characters per tokenizer call
 CUT_CONTEXT = 256  # characters after a block cut that must tokenize alike with the block and apart
 CUT_TRIES = 64  # candidate cuts checked per block before it grows
+ANY_TRIES = 8  # of them, cuts that are neither before whitespace nor after punctuation (a block's first size only)
 PREFERRED = frozenset(SENTENCE_ENDS | set("，,；;、：:.")) | CLOSERS
 
 
@@ -87,25 +89,25 @@ def next_block(encoder: WindowEncoder, text: str, start: int) -> tuple[int, list
         if encoder.char_level:
             ((ids, spans),) = encoder.content_tokens([text[start:target]])
             return target, ids, spans
-        tried = 0
-        for p in candidate_cuts(text, start + size // 2, target):
+        for p in itertools.islice(candidate_cuts(text, start + size // 2, target, anywhere=size == TOKENIZE_BLOCK),
+                                  CUT_TRIES):
             block = tokens_if_alike(encoder, text, start, p)
             if block is not None:
                 return p, block[0], block[1]
-            tried += 1
-            if tried == CUT_TRIES:
-                break
-        size *= 2  # nothing checked out: a longer block, tried again
+        size *= 2  # nothing checked out: a longer block, tried again (at whitespace and punctuation only)
     ((ids, spans),) = encoder.content_tokens([text[start:]])
     return len(text), ids, spans
 
 
-def candidate_cuts(text: str, low: int, high: int) -> Iterator[int]:
-    """Cut positions p in (low, high], from high down: first before whitespace or after punctuation, then any."""
-    for p in range(high, low, -1):
-        if text[p].isspace() or text[p - 1] in PREFERRED:
-            yield p
-    yield from range(high, low, -1)
+def candidate_cuts(text: str, low: int, high: int, anywhere: bool = True) -> Iterator[int]:
+    """Cut positions p in (low, high], from high down: first before whitespace or after punctuation, then (with
+    `anywhere`) the others, at most ANY_TRIES of them: a run with no such position (one long "word") fails them
+    all, and each check tokenizes a whole block."""
+    preferred = [p for p in range(high, low, -1) if text[p].isspace() or text[p - 1] in PREFERRED]
+    yield from preferred
+    if anywhere:
+        taken = set(preferred)
+        yield from itertools.islice((p for p in range(high, low, -1) if p not in taken), ANY_TRIES)
 
 
 def tokens_if_alike(encoder: WindowEncoder, text: str, start: int, p: int) -> Tokens | None:

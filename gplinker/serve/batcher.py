@@ -61,6 +61,8 @@ class MicroBatcher(Generic[T, R]):
         self.stats = BatchStats()
         self.queue: asyncio.Queue[Waiting[T, R]] | None = None
         self.free: asyncio.Semaphore | None = None  # one permit per idle worker
+        self.idle = workers  # permits not taken: the collector takes one per batch, run() gives it back
+        self.gathered: list[Waiting[T, R]] = []  # requests the collector holds that no batch has started
         self.collector: asyncio.Task[None] | None = None
         self.running: set[asyncio.Task[None]] = set()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gplinker-predict")
@@ -71,13 +73,20 @@ class MicroBatcher(Generic[T, R]):
         self.collector = asyncio.get_running_loop().create_task(self.collect())
 
     async def stop(self) -> None:
-        """Let the batches in progress finish, cancel the collector, release the worker threads."""
+        """Let the batches in progress finish, cancel the collector, release the worker threads. Requests not yet
+        in a batch (uvicorn answers every request before it stops the app, so normally none) get an error."""
         if self.collector is not None:
             self.collector.cancel()
             try:
                 await self.collector
             except asyncio.CancelledError:
                 pass
+        left = list(self.gathered)
+        while self.queue is not None and not self.queue.empty():
+            left.append(self.queue.get_nowait())
+        for waiting in left:
+            if not waiting.future.done():
+                waiting.future.set_exception(RuntimeError("the server stopped before this request was predicted"))
         if self.running:
             await asyncio.gather(*self.running, return_exceptions=True)
         self.pool.shutdown(wait=True)
@@ -97,10 +106,11 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         carried: Waiting[T, R] | None = None  # a request that would have overflowed the last batch: it opens the next
         while True:
-            await self.free.acquire()
+            await self.take_worker()
             first = carried if carried is not None else await self.queue.get()
             carried = None
             batch, size = [first], len(first.items)
+            self.gathered = batch  # what stop() must answer if it cancels this collection
             deadline = first.arrived + self.max_wait
             while size < self.max_batch:
                 if self.queue.empty():
@@ -118,18 +128,21 @@ class MicroBatcher(Generic[T, R]):
                     break
                 batch.append(nxt)
                 size += len(nxt.items)
-            parts = split(batch, min(1 + self.idle_workers(), len(batch)))
+            parts = split(batch, min(1 + self.idle, len(batch)))
             for part in parts:
                 if part is not parts[0]:
-                    await self.free.acquire()  # an idle worker's permit: no wait
+                    await self.take_worker()  # an idle worker's: no wait
                 task = loop.create_task(self.run(part, sum(len(w.items) for w in part)))
                 self.running.add(task)
                 task.add_done_callback(self.running.discard)
+            self.gathered = [carried] if carried is not None else []
 
-    def idle_workers(self) -> int:
-        """Workers with nothing to do now, besides the one a batch being dispatched holds."""
+    async def take_worker(self) -> None:
+        """Wait for a free worker and take it."""
         assert self.free is not None
-        return 0 if self.free.locked() else self.free._value  # noqa: SLF001 - asyncio has no public count
+        await self.free.acquire()
+        self.idle -= 1
+
 
     async def run(self, batch: list[Waiting[T, R]], size: int) -> None:
         """Predict the batch's items in a worker thread and hand each request its share; frees the worker."""
@@ -146,6 +159,7 @@ class MicroBatcher(Generic[T, R]):
                     waiting.future.set_exception(exc)
             return
         finally:
+            self.idle += 1
             self.free.release()
         offset = 0
         for waiting in batch:
@@ -156,13 +170,14 @@ class MicroBatcher(Generic[T, R]):
 
 
 def split(batch: list[Waiting[T, R]], parts: int) -> list[list[Waiting[T, R]]]:
-    """`batch` in `parts` consecutive runs of whole requests with about as many items each (fewer when it is small)."""
+    """`batch` in at most `parts` consecutive runs of whole requests, about as many items each: a request opens
+    the next run when more than half of it lies past the current run's share (fewer runs when it is small)."""
     total = sum(len(w.items) for w in batch)
     out: list[list[Waiting[T, R]]] = [[]]
     taken = 0
     for waiting in batch:
-        # open the next part once this one holds its share of the items (k/parts of them, rounded)
-        if out[-1] and len(out) < parts and taken >= round(len(out) * total / parts):
+        share = len(out) * total / parts  # where the current run should end
+        if out[-1] and len(out) < parts and taken + len(waiting.items) / 2 > share:
             out.append([])
         out[-1].append(waiting)
         taken += len(waiting.items)
