@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import gplinker.data.long_texts as long_texts
 import gplinker.predict as predict_module
-from gplinker.data.encoding import WindowEncoder, sentence_cuts
-from gplinker.data.long_texts import LongText, sentence_cut_array, token_arrays
+from gplinker.data.encoding import CLOSERS, SENTENCE_ENDS, WindowEncoder, sentence_cuts
+from gplinker.data.long_texts import LongText, token_arrays
 from gplinker.modeling.encoders import scratch_tokenizer
 from gplinker.predict import Predictor
 from tests.conftest import BERT_VOCAB
@@ -85,12 +85,25 @@ def test_a_block_with_no_cut_that_tokenizes_alike_grows_until_one_does(monkeypat
     assert ids[0] == TOKENIZERS["scratch wordpiece"].unk_token_id and spans[0] == (0, 300)
 
 
+def sentence_cuts_by_formula(text: str, spans: list[tuple[int, int]]) -> list[int]:
+    """The rule of encoding.sentence_cuts, one token at a time: t where the token before t ends a sentence (its
+    last character a sentence end, or a closer right after one) and no closer follows."""
+    cuts = []
+    for t, (_, e) in enumerate(spans[:-1], start=1):
+        if 0 < e <= len(text) and (e == len(text) or text[e] not in CLOSERS):
+            last = text[e - 1]
+            if last in SENTENCE_ENDS or (last in CLOSERS and e >= 2 and text[e - 2] in SENTENCE_ENDS):
+                cuts.append(t)
+    return cuts
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab。！？!?\n”’」』）)]》\"' ")), max_size=60))
-def test_sentence_cut_array_equals_sentence_cuts(text):
+def test_sentence_cuts_follow_the_rule_for_span_lists_and_arrays(text):
     spans = [(k, k + 1) for k in range(len(text)) if not text[k].isspace()]  # one token per visible character
-    assert sentence_cut_array(text, np.asarray(spans, dtype=np.int32).reshape(-1, 2)).tolist() == \
-           sentence_cuts(text, spans)
+    expected = sentence_cuts_by_formula(text, spans)
+    assert sentence_cuts(text, spans) == expected
+    assert sentence_cuts(text, np.asarray(spans, dtype=np.int32).reshape(-1, 2)) == expected
 
 
 @pytest.fixture(scope="module")

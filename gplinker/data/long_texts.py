@@ -12,7 +12,7 @@ a cut, so its left side is checked from a true boundary; a "word" longer than CU
 runs past the cut is the one case the check cannot see to the end of. Candidates are tried from the block's end back
 to its middle, first before whitespace or after a sentence end or comma, then a few anywhere; a
 char-level tokenizer (each character its own word) may cut anywhere. So the tokens, and from them
-the windows (`encoding.window_bounds`, at sentence ends as `WindowEncoder` cuts them), are those
+the windows (`WindowEncoder.bounds` and `.window`, as for any text), are those
 of the whole text tokenized at once; where no cut in a block checks out (one "word" of
 thousands of characters), the block grows until one does.
 """
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from gplinker.data.encoding import CLOSERS, SENTENCE_ENDS, SPECIAL, Window, window_bounds
+from gplinker.data.encoding import CLOSERS, SENTENCE_ENDS, Window
 
 if TYPE_CHECKING:
     from gplinker.data.encoding import WindowEncoder
@@ -45,10 +45,7 @@ class LongText:
     def __init__(self, encoder: WindowEncoder, text: str, example_index: int = 0):
         self.encoder, self.text, self.example_index = encoder, text, example_index
         self.ids, self.spans = token_arrays(encoder, text)
-        cuts = None
-        if encoder.cut == "sentences" and len(self.ids) > encoder.budget:
-            cuts = sentence_cut_array(text, self.spans).tolist()
-        self.bounds = window_bounds(len(self.ids), encoder.budget, encoder.stride, cuts)
+        self.bounds = encoder.bounds(text, self.spans)
 
     def __len__(self) -> int:
         """How many windows the text has."""
@@ -56,11 +53,9 @@ class LongText:
 
     def windows(self) -> Iterator[Window]:
         """The windows, in order, made as they are asked for (as `WindowEncoder.encode` makes them)."""
-        pre, suf = self.encoder.prefix, self.encoder.suffix
         for w, (a, b) in enumerate(self.bounds):
             spans: list[tuple[int, int]] = [(s, e) for s, e in self.spans[a:b].tolist()]
-            yield Window(example_index=self.example_index, input_ids=pre + self.ids[a:b].tolist() + suf,
-                         char_spans=[SPECIAL] * len(pre) + spans + [SPECIAL] * len(suf), window_index=w)
+            yield self.encoder.window(self.example_index, w, self.ids[a:b].tolist(), spans)
 
 
 def token_arrays(encoder: WindowEncoder, text: str) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
@@ -121,18 +116,3 @@ def tokens_if_alike(encoder: WindowEncoder, text: str, start: int, p: int) -> To
     if together[1] != left[1] + [(s + shift, e + shift) for s, e in right[1]]:
         return None
     return left
-
-
-def sentence_cut_array(text: str, spans: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
-    """`encoding.sentence_cuts` over span arrays: token indices t where a sentence ends before token t."""
-    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    ends = np.isin(codes, [ord(c) for c in SENTENCE_ENDS])
-    closers = np.isin(codes, [ord(c) for c in CLOSERS])
-    e = spans[:-1, 1].astype(np.int64)  # the end of the token before each candidate t = 1 .. n-1
-    n = len(text)
-    valid = (e > 0) & (e <= n)
-    at = np.clip(e, 1, n)
-    not_followed = (e == n) | ~closers[np.clip(e, 0, n - 1)]
-    last_is_end = ends[at - 1]
-    closer_after_end = closers[at - 1] & (e >= 2) & ends[np.clip(e - 2, 0, n - 1)]
-    return np.nonzero(valid & not_followed & (last_is_end | closer_after_end))[0] + 1
