@@ -132,7 +132,7 @@ class MicroBatcher(Generic[T, R]):
             for part in parts:
                 if part is not parts[0]:
                     await self.take_worker()  # an idle worker's: no wait
-                task = loop.create_task(self.run(part, sum(len(w.items) for w in part)))
+                task = loop.create_task(self.run(part))
                 self.running.add(task)
                 task.add_done_callback(self.running.discard)
             self.gathered = [carried] if carried is not None else []
@@ -143,12 +143,11 @@ class MicroBatcher(Generic[T, R]):
         await self.free.acquire()
         self.idle -= 1
 
-
-    async def run(self, batch: list[Waiting[T, R]], size: int) -> None:
+    async def run(self, batch: list[Waiting[T, R]]) -> None:
         """Predict the batch's items in a worker thread and hand each request its share; frees the worker."""
         assert self.free is not None
         items = [item for waiting in batch for item in waiting.items]
-        self.stats.add(size)
+        self.stats.add(len(items))
         try:
             results = await asyncio.get_running_loop().run_in_executor(self.pool, self.predict, items)
             if len(results) != len(items):
