@@ -20,19 +20,22 @@ def launch(args: list[str], nproc: int, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
+def train_with(tmp_path, cfg, train, dev, nproc: int, *extra: str):
+    """`gplinker train` under torchrun with `nproc` processes (global batch 8, eval every 2 steps) into np{nproc}/."""
+    out = tmp_path / f"np{nproc}"
+    sets = tiny_overrides(train, dev, out, "train.batch_size=8", "train.eval_every=2", "train.device=cpu", *extra)
+    result = launch(["train", str(cfg), *set_args(sets)], nproc, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
 def test_two_gloo_processes_match_one_process(tmp_path):
     rows = [spans_record(t, e) for t, e in NER_SENTENCES] * 2  # 16 windows: 2 global batches of 8
     train = write_jsonl(tmp_path / "train.jsonl", rows)
     dev = write_jsonl(tmp_path / "dev.jsonl", rows[:5])  # odd size: the shards differ in length
     cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
-    runs = {}
-    for nproc in (1, 2):
-        out = tmp_path / f"np{nproc}"
-        sets = tiny_overrides(train, dev, out, "train.batch_size=8", "train.max_steps=4", "train.eval_every=2",
-                              "model.scratch.dropout=0.0", "train.device=cpu")
-        result = launch(["train", str(cfg), *set_args(sets)], nproc, tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
-        runs[nproc] = out
+    runs = {nproc: train_with(tmp_path, cfg, train, dev, nproc, "train.max_steps=4", "model.scratch.dropout=0.0")
+            for nproc in (1, 2)}
     h1 = json.loads((runs[1] / "history.json").read_text())
     h2 = json.loads((runs[2] / "history.json").read_text())
     assert [h["step"] for h in h1] == [h["step"] for h in h2] == [2, 4]
@@ -77,13 +80,8 @@ def test_with_dropout_two_processes_draw_other_masks_than_one(tmp_path):
     rows = [spans_record(t, e) for t, e in NER_SENTENCES] * 2
     train = write_jsonl(tmp_path / "train.jsonl", rows)
     cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner"])
-    weights = {}
-    for nproc in (1, 2):
-        out = tmp_path / f"np{nproc}"
-        sets = tiny_overrides(train, None, out, "train.batch_size=8", "train.max_steps=2", "train.eval_every=2",
-                              "model.scratch.dropout=0.1", "train.device=cpu")
-        result = launch(["train", str(cfg), *set_args(sets)], nproc, tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
-        weights[nproc] = load_file(str(out / "last" / "model.safetensors"))
+    weights = {nproc: load_file(str(train_with(tmp_path, cfg, train, None, nproc, "train.max_steps=2",
+                                               "model.scratch.dropout=0.1") / "last" / "model.safetensors"))
+               for nproc in (1, 2)}
     worst = max((weights[1][k] - weights[2][k]).abs().max().item() for k in weights[1])
     assert worst > 1e-4, worst

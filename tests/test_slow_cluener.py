@@ -34,12 +34,16 @@ def test_cluener_oracle_is_exact(split, vocab):
     assert report.oracle.n_gold == {"train": 23972, "dev": 3072}[split]
 
 
+def write_subset(directory) -> None:
+    """The first 3,000 CLUENER training lines and 300 dev lines, as train.json and dev.json in `directory`."""
+    for name, n in (("train.json", 3000), ("dev.json", 300)):
+        lines = (CLUENER / name).read_text(encoding="utf-8").splitlines()
+        (directory / name).write_text("\n".join(lines[:n]) + "\n", encoding="utf-8")
+
+
 def test_short_cluener_training_raises_dev_f1(tmp_path):
     """300 steps of a small scratch encoder on the first 3,000 training lines; dev F1 on 300 dev lines rises."""
-    lines = (CLUENER / "train.json").read_text(encoding="utf-8").splitlines()
-    dev_lines = (CLUENER / "dev.json").read_text(encoding="utf-8").splitlines()
-    (tmp_path / "train.json").write_text("\n".join(lines[:3000]) + "\n", encoding="utf-8")
-    (tmp_path / "dev.json").write_text("\n".join(dev_lines[:300]) + "\n", encoding="utf-8")
+    write_subset(tmp_path)
     cfg = load_config(REPO / "configs" / "cluener.yaml", [
         f"data.train={tmp_path / 'train.json'}", f"data.dev={tmp_path / 'dev.json'}",
         f"train.output_dir={tmp_path / 'run'}", "train.max_steps=300", "train.eval_every=100",
@@ -66,10 +70,7 @@ def test_short_cluener_training_raises_dev_f1_with_each_light_encoder(tmp_path, 
 
     The full-data dgcnn run in README.md was at span F1 0.04 after 300 steps and 0.14 after 500.
     """
-    lines = (CLUENER / "train.json").read_text(encoding="utf-8").splitlines()
-    dev_lines = (CLUENER / "dev.json").read_text(encoding="utf-8").splitlines()
-    (tmp_path / "train.json").write_text("\n".join(lines[:3000]) + "\n", encoding="utf-8")
-    (tmp_path / "dev.json").write_text("\n".join(dev_lines[:300]) + "\n", encoding="utf-8")
+    write_subset(tmp_path)
     cfg = load_config(REPO / "configs" / "cluener-light.yaml", [
         f"data.train={tmp_path / 'train.json'}", f"data.dev={tmp_path / 'dev.json'}",
         f"train.output_dir={tmp_path / 'run'}", "train.max_steps=600", "train.eval_every=200",
