@@ -365,7 +365,8 @@ PEAK_SCRIPT = """
 import json, sys
 import gplinker.predict as P
 from gplinker.data.examples import Example
-P.LONG_TEXT_CHARS = {limit}
+if len(sys.argv) > 3:
+    P.LONG_TEXT_CHARS = int(sys.argv[3])
 text = json.loads(open(sys.argv[2], encoding="utf-8").readline())["text"]
 predictor = P.Predictor.from_pretrained(sys.argv[1], device="cpu")
 status = lambda key: int([x for x in open("/proc/self/status") if x.startswith(key)][0].split()[1]) // 1024
@@ -375,11 +376,11 @@ print(status("VmHWM"), loaded, items)
 """
 
 
-def predict_peak(model_dir: Path, input_path: Path, limit: str) -> tuple[int, int, int]:
+def predict_peak(model_dir: Path, input_path: Path, limit: int | None = None) -> tuple[int, int, int]:
     """(peak RSS MB, RSS MB after loading, items) of Predictor.predict on the first line of `input_path` in a fresh
-    process, with predict.LONG_TEXT_CHARS = `limit` (a name there, or a number)."""
-    limit = f"P.{limit}" if limit.isidentifier() else limit
-    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT.format(limit=limit), str(model_dir), str(input_path)],
+    process, with predict.LONG_TEXT_CHARS = `limit` (None: gplinker's own)."""
+    extra = [] if limit is None else [str(limit)]
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(model_dir), str(input_path), *extra],
                          capture_output=True, text=True, env=ENV, check=True)
     peak, loaded, items = (int(x) for x in out.stdout.split())
     return peak, loaded, items
@@ -437,8 +438,8 @@ def streaming(lab: Lab, scale: float = 1.0) -> None:
         print(f"| {name} | {lines} | {size / 1e6:.1f} | {peak:.0f} | {first:.1f} | RSS <= 1536 MB {bounded}{soon} |")
     print("\n| the 5 MB line through Predictor.predict | peak RSS MB | after loading MB | items |")
     print("|---|---|---|---|")
-    for path_name, limit in (("blocks and window groups (data/long_texts.py)", "LONG_TEXT_CHARS"),
-                             ("whole, as before (LONG_TEXT_CHARS raised past the line)", "1 << 40")):
+    for path_name, limit in (("blocks and window groups (data/long_texts.py)", None),
+                             ("whole, as before (LONG_TEXT_CHARS raised past the line)", 1 << 40)):
         peak, loaded, items = predict_peak(lab.run / "best", huge_input, limit)
         print(f"| {path_name} | {peak} | {loaded} | {items} |")
     delays = slow_pipe_delays(lab.run / "best", 13)
