@@ -14,6 +14,7 @@ published evaluation code or task description; each docstring says which and how
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -433,7 +434,7 @@ def duee_official(
             for a in event.arguments
             if a.label != TRIGGER_ROLE
         }
-        score = sum(
+        score = math.fsum(  # exact: the set's iteration order (it varies with insertion history) cannot change it
             max((char_f1(mention, g) for g in expressions.get((etype, role), ())), default=0.0)
             for etype, role, mention in predicted
         )

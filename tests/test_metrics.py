@@ -444,3 +444,22 @@ def test_scores_as_dict_and_table():
     assert table[1].split() == ["name", "0.7500", "1.0000", "0.8571", "3", "4", "3"]
     assert table[2].split()[0] == "(micro)"
     assert isinstance(scores, Scores)
+
+
+def test_duee_official_is_exact_whatever_order_the_predictions_come_in():
+    """The per-sentence sum runs over a set, whose order follows its insertion history; summed exactly (fsum), the
+    score cannot depend on it (`gplinker score` on a file and `eval` on the same predictions must agree)."""
+    import math
+    import random
+
+    text = "".join(f"甲{k}乙{k}丙" for k in range(40))
+    gold = [Event("比赛-胜负", frozenset(Span(4 * k, 4 * k + 3, "胜者") for k in range(40)))]
+    spans = [Span(4 * k + 1, 4 * k + 5, "胜者") for k in range(40)]  # each overlaps a gold one in part
+    scores = set()
+    rng = random.Random(0)
+    for _ in range(200):
+        rng.shuffle(spans)
+        scores.add(duee_official([text], [gold], [[Event("比赛-胜负", frozenset(spans))]]).tp)
+    mentions = {s.text_in(text) for s in spans}
+    expected = math.fsum(max(char_f1(m, g.text_in(text)) for g in gold[0].arguments) for m in mentions)
+    assert scores == {expected}
