@@ -289,8 +289,10 @@ def cells_above(logits: dict[str, torch.Tensor], threshold: Thresholds, batch_si
     float32 (`_margins`). Whatever their values, the search below runs on the margins against 0,
     so the bounds are those of one threshold; the cells keep their logits as scores.
 
-    How: each window gets a cut v >= threshold from a strided sample of its cells (`_cuts`): the
-    threshold itself when the sample shows few cells above it, else a value that about
+    How: one compare pass `x > threshold` over the batch; when it sets few cells in all (a trained
+    model: at most 2 × _OVERSHOOT × max_cells 8-cell words), one sparse nonzero lists them all and
+    nothing is sampled. Otherwise each window gets a cut v >= threshold from a strided sample of
+    its cells (`_cuts`): the threshold itself when the sample shows few cells above it, else a value that about
     _OVERSHOOT × max_cells cells exceed. The top max_cells of a window lie among the cells above
     any v >= threshold that at least max_cells of them exceed (every cell tied with the
     max_cells-th is above v too, that one being > v), so one compare pass `x > v` over the batch
@@ -350,15 +352,18 @@ def _strongest_cells(x: Tensor, threshold: float, k: int) -> Tensor:
     n_windows, per_window = len(x), x[0].numel()
     if n_windows == 0 or per_window == 0:
         return torch.empty(0, dtype=torch.long, device=x.device)
-    cut = _cuts(x.reshape(n_windows, -1), threshold, k)  # (B,)
-    passed = x > cut.view(-1, *([1] * (x.dim() - 1)))  # (B, C, L, L) bool: every cell above its window's cut
-    raised = cut > threshold
     bound = 2 * _OVERSHOOT * k  # 8-cell words set per window, at most: then few enough cells to list
-    flat_words = _words(passed)[1]
-    if int(torch.count_nonzero(flat_words)) <= bound:  # a trained model: few cells in the whole batch
-        alone = [False] * n_windows
-    else:
-        alone = (_words_per_window(passed) > bound).tolist()  # too many to list: the sample misjudged
+    passed = x > threshold  # (B, C, L, L) bool
+    raised = torch.zeros(n_windows, dtype=torch.bool, device=x.device)
+    few = int(torch.count_nonzero(_words(passed)[1])) <= bound  # a trained model: few cells in the whole batch
+    if not few:  # crowded: every cell above its window's cut, from a sample (skipped when few: it costs a pass)
+        cut = _cuts(x.reshape(n_windows, -1), threshold, k)  # (B,)
+        raised = cut > threshold
+        if bool(raised.any()):
+            passed = x > cut.view(-1, *([1] * (x.dim() - 1)))
+            few = int(torch.count_nonzero(_words(passed)[1])) <= bound
+    # windows with too many cells above their cut to list (the sample misjudged) are searched alone
+    alone = [False] * n_windows if few else (_words_per_window(passed) > bound).tolist()
     if any(alone):
         passed[torch.tensor(alone, device=x.device)] = False
     flat = _flat_nonzero(passed)

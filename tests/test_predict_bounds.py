@@ -179,6 +179,25 @@ def test_no_index_tensor_grows_with_the_cells_above(monkeypatch):
     assert sizes and max(sizes) <= 4 * 10
 
 
+def test_a_batch_with_few_cells_above_is_listed_without_sampling_a_cut(monkeypatch):
+    """A trained model's batch (few cells above in all) costs one compare and one listing: no sampled cut, whose
+    strided pass over a long window's cells cost as much as the listing; a crowded batch still samples."""
+    sampled: list[int] = []
+    real = predict._cuts
+    monkeypatch.setattr(predict, "_cuts", lambda *a: sampled.append(1) or real(*a))
+    calm = torch.full((6, 10, 128, 128), -1.0)  # 163,840 cells a window: a sample would be drawn
+    calm[:, 3, 5, 9:40] = 0.5
+    calm[2, 7, 0, 0] = 2.0
+    rows = cells_above({"h": calm}, 0.0, 6, max_cells=100)
+    assert [len(r["h"]) for r in rows] == [31, 31, 32, 31, 31, 31]
+    assert rows[2]["h"][:2] == [(3, 5, 9, 0.5), (3, 5, 10, 0.5)] and rows[2]["h"][-1] == (7, 0, 0, 2.0)
+    assert not sampled
+    crowded = calm.clone()
+    crowded[4] = 1.0
+    rows = cells_above({"h": crowded}, 0.0, 6, max_cells=100)
+    assert [len(r["h"]) for r in rows] == [31, 31, 32, 31, 100, 31] and sampled
+
+
 @pytest.mark.parametrize("case", ["random", "ties", "sample holds the peaks", "nan in the sample", "few above"])
 def test_the_sampled_cut_keeps_the_cells_the_search_over_every_cell_keeps(monkeypatch, case):
     """Crowded windows: the cut from a strided sample (or the full search, when it misjudges) keeps the rule's cells."""
