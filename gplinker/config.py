@@ -48,8 +48,10 @@ class DataConfig:
     char_level: bool = opt(False, "tokenize every character on its own: token boundaries are character boundaries "
                            "even with WordPiece vocabularies (e.g. 'ac米兰' is not cut inside 'ac'); "
                            "the convention of the CLUENER baselines")
-    pack: bool = opt(False, "pack consecutive training examples into one window (up to max_length), each label "
-                     "kept, cells across examples negative: the model sees long contexts and long-range negatives")
+    pack: bool | float = opt(False, "pack consecutive training examples into one window (up to max_length), each "
+                             "label kept, cells across examples negative: the model sees long contexts and "
+                             "long-range negatives; a number in (0, 1): about that share of the windows are packs, "
+                             "the others hold one example each")
     num_proc: int = opt(0, "worker processes that read and encode the training data (datasets' num_proc); "
                         "0 = one per CPU core, at most 8")
     skip_invalid: bool = opt(False, "skip and count bad data lines instead of stopping at the first one")
@@ -191,7 +193,10 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         choices = [a for a in args if a is not type(None)]
-        hint = next((a for a in choices if isinstance(value, a) and not isinstance(value, bool)), choices[0])
+        hint = next((a for a in choices if isinstance(value, a) and (a is bool) == isinstance(value, bool)), None)
+        if hint is None:  # no choice holds the value: an int may still be a float, else the first choice says why
+            number = isinstance(value, int) and not isinstance(value, bool)
+            hint = float if number and float in choices else choices[0]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):
@@ -310,6 +315,9 @@ def validate(config: Config) -> None:
         raise ConfigError(f"data.max_length must be at least 8, got {max_length}")
     if isinstance(max_length, int) and not 0 <= config.data.stride < max_length - 4:
         raise ConfigError(f"data.stride must be in [0, max_length - 4), got {config.data.stride}")
+    pack = config.data.pack
+    if not isinstance(pack, bool) and not 0 < pack <= 1:
+        raise ConfigError(f"data.pack must be true, false or a share of packed windows in (0, 1], got {shown(pack)}")
     span = config.model.max_span_length
     if isinstance(span, str) and span not in ("auto", "none") or isinstance(span, int) and span < 1:
         raise ConfigError(f"model.max_span_length must be auto, none or a number of tokens >= 1, got {shown(span)}")

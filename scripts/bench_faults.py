@@ -13,10 +13,12 @@ inputs, each run through the `gplinker` CLI in a subprocess, plus a streaming be
    polled), seconds to the first output line; and 13 lines sent one a second through a pipe: the worst delay from a
    line in to its line out after the first (which waits for the process to start). Goals: peak
    RSS <= 1.5 GB for each, first line within 5 s, per-line delay <= 1 s. Model: the same scratch
-   NER model with 128-token windows.
+   NER model with 128-token windows; `--runtime onnx` predicts with it exported to ONNX, which starts
+   without importing transformers' modeling code (about half of the start-up before the first line).
 
     python scripts/bench_faults.py             # the matrix (a few minutes on 2 cores)
     python scripts/bench_faults.py --stream    # the streaming benchmark (minutes)
+    python scripts/bench_faults.py --stream --runtime onnx
     python scripts/bench_faults.py --smoke     # three cases, seconds
 """
 
@@ -405,11 +407,35 @@ def slow_pipe_delays(model_dir: Path, n: int = 12) -> list[float]:
     return delays
 
 
+def import_floor(runtime: str, repeats: int = 3) -> float:
+    """Median seconds a fresh `python -c` takes to import what predicting with `runtime` needs and nothing of
+    gplinker: torch, plus transformers' BertModel for the torch runtime (the scratch encoder's class), plus
+    onnxruntime for onnx. No first output line can come sooner than this on the machine."""
+    code = ("import torch; from transformers import BertModel" if runtime == "torch"
+            else "import torch, onnxruntime; from transformers import PreTrainedTokenizerFast")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=ENV)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
 HUGE_LINE_BYTES = 5_000_000  # the one-line case of the streaming benchmark: a 5 MB line took 1.6 GB in issue 19
 
 
-def streaming(lab: Lab, scale: float = 1.0) -> None:
-    """The streaming tables; `scale` shrinks both inputs (peak RSS is per chunk, so it should not move)."""
+def streaming(lab: Lab, scale: float = 1.0, runtime: str = "torch") -> None:
+    """The streaming tables; `scale` shrinks both inputs (peak RSS is per chunk, so it should not move).
+
+    runtime onnx: the model is exported (`gplinker export --onnx`) and every run predicts from the
+    export, whose dir has no PyTorch weights (`--runtime auto` picks onnx there, and transformers'
+    modeling code is never imported).
+    """
+    model_dir = lab.run / "best"
+    if runtime == "onnx":
+        model_dir = lab.work / "onnx"
+        subprocess.run([sys.executable, "-m", "gplinker", "export", str(lab.run / "best"), "--onnx", str(model_dir)],
+                       check=True, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     n_long, n_short = max(1, int(1100 * scale)), max(1, int(300_000 * scale))
     rng = random.Random(2)
     filler = "".join(sentence(rng)["text"] for _ in range(3000))
@@ -427,7 +453,9 @@ def streaming(lab: Lab, scale: float = 1.0) -> None:
         text = filler * (HUGE_LINE_BYTES // len(filler.encode("utf-8")) + 1)
         text = text[: len(text) * HUGE_LINE_BYTES // len(text.encode("utf-8"))]
         fh.write(json.dumps({"id": 0, "text": text}, ensure_ascii=False) + "\n")
-    command = [sys.executable, "-m", "gplinker", "predict", str(lab.run / "best"), "-"]
+    command = [sys.executable, "-m", "gplinker", "predict", str(model_dir), "-"]
+    print(f"\nruntime: {runtime}, model dir {model_dir}; the imports alone (import_floor, median of 3 runs): "
+          f"{import_floor(runtime):.2f} s")
     print("\n| input | lines out | output MB | peak RSS MB | first line s | goal |")
     print("|---|---|---|---|---|---|")
     for name, path in ((f"{n_long:,} lines of 20k characters", long_input), (f"{n_short:,} short lines", short_input),
@@ -440,9 +468,9 @@ def streaming(lab: Lab, scale: float = 1.0) -> None:
     print("|---|---|---|---|")
     for path_name, limit in (("blocks and window groups (data/long_texts.py)", None),
                              ("whole, as before (LONG_TEXT_CHARS raised past the line)", 1 << 40)):
-        peak, loaded, items = predict_peak(lab.run / "best", huge_input, limit)
+        peak, loaded, items = predict_peak(model_dir, huge_input, limit)
         print(f"| {path_name} | {peak} | {loaded} | {items} |")
-    delays = slow_pipe_delays(lab.run / "best", 13)
+    delays = slow_pipe_delays(model_dir, 13)
     first, rest = delays[0], delays[1:]  # the first line waits for the process to start and load the model
     print("\n| slow pipe (1 line/s) | first line s (start + load) | lines after it | max delay s | median delay s "
           "| goal |")
@@ -458,6 +486,8 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true", help="run the streaming benchmark instead of the matrix")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="--stream: fraction of the 1,100 long and 300k short lines to feed (a loaded machine)")
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                        help="--stream: predict with PyTorch, or with the model exported to ONNX")
     args = parser.parse_args()
     print(f"# bench_faults: {machine()}")
     work = Path(tempfile.mkdtemp(prefix="bench-faults-"))
@@ -466,7 +496,7 @@ def main() -> None:
             # a model that has learnt something: a 4-step one marks ~60% of a long text's characters as entities,
             # and then the one output line of a 5 MB input (1M entities, 95 MB of JSON) is what fills memory
             streaming(Lab(work, "data.max_length=128", "model.scratch.max_position=128", "train.lr=2e-3",
-                          sentences=400, steps=60), args.scale)
+                          sentences=400, steps=60), args.scale, args.runtime)
             return
         lab = Lab(work)
         print("\n| case | outcome |")

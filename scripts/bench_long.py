@@ -19,6 +19,8 @@ What is measured, and how:
                            (Predictor.from_pretrained: windows at most the longest training window, a
                            document cut at sentence ends)
            c  auto + pack  b with data.pack=true, train.max_steps = the steps of a and b
+           d  pack half    b with data.pack=0.5 (about half of the windows are packs, the others one sentence
+                           each), train.max_steps = the steps of a and b
   docs   the dev sentences, in order, cut into groups of about --doc-chars characters and joined with no separator,
          every gold span shifted into its document: each dev sentence is in exactly one document, so the sentence
          and document scores cover the same gold spans and the same characters.
@@ -87,6 +89,7 @@ VARIANTS = {
     "a": Variant("a", "before", ("model.max_span_length=none", "data.pack=false"), True),
     "b": Variant("b", "auto limits", (), False),
     "c": Variant("c", "auto + pack", ("data.pack=true",), False, same_steps=True),
+    "d": Variant("d", "pack half", ("data.pack=0.5",), False, same_steps=True),
 }
 
 
@@ -382,7 +385,8 @@ def main() -> None:
     parser.add_argument("--task", choices=["ner", "relation", "event"], default="ner",
                         help="synthetic set: entities (CLUENER-like), triples (DuIE 2.0 format) or events (DuEE 1.0)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, variants a b: checks the script runs")
-    parser.add_argument("--variants", default="abc", help="which of a (before), b (auto), c (auto + pack)")
+    parser.add_argument("--variants", default="abc",
+                        help="which of a (before), b (auto), c (auto + pack), d (auto + data.pack 0.5)")
     parser.add_argument("--train", type=int, default=2000, help="synthetic training sentences")
     parser.add_argument("--dev", type=int, default=600, help="synthetic dev sentences (all go into documents)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per synthetic variant")

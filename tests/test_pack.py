@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gplinker.config import load_config
 from gplinker.data.encoding import WindowEncoder
 from gplinker.data.examples import Event, Example, Relation, Span, joined
 from gplinker.data.reading import read_examples
 from gplinker.data.schema import Schema
+from gplinker.errors import ConfigError
 from gplinker.modeling.encoders import scratch_tokenizer
 from gplinker.tasks.ner import NerTask
 from gplinker.tasks.oracle import oracle_predictions
-from gplinker.tasks.training_windows import packed
+from gplinker.tasks.training_windows import pack_drawn, packed
 from tests.conftest import NER_SENTENCES, spans_record, tiny_overrides, write_jsonl
 
 
@@ -68,3 +71,45 @@ def test_training_with_pack_uses_fewer_windows(tmp_path):
                                                         "data.pack=true")))
     assert plain.windows == 3 * len(NER_SENTENCES) and packed_run.windows < plain.windows
     assert packed_run.unplaced == 0
+
+
+def test_a_pack_share_makes_about_that_share_of_windows_packs_the_same_way_every_time(tmp_path):
+    examples = ner_examples(tmp_path) * 40  # 1,320 short sentences
+    encoder = WindowEncoder(scratch_tokenizer(e.text for e in examples), 64, 8)
+    rows = list(range(len(examples)))
+    full, _ = packed(examples, rows, encoder)
+    for share in (0.25, 0.5, 0.75):
+        packs, first_rows = packed(examples, rows, encoder, share)
+        assert "\n".join(p.text for p in packs) == "\n".join(e.text for e in examples)  # each example once, in order
+        multi = [p for p in packs if "\n" in p.text]
+        drawn = [r for r in first_rows if pack_drawn(r, share)]
+        # a window is a pack exactly when its first row was drawn (a drawn pack of one: the next did not fit)
+        assert all(("\n" in p.text) <= pack_drawn(r, share) for p, r in zip(packs, first_rows))
+        assert len(multi) >= len(drawn) - 2
+        assert abs(len(drawn) / len(packs) - share) < 0.08  # ~230-900 windows: 3 standard deviations
+        assert len(full) < len(packs) < len(examples)
+        assert packed(examples, rows, encoder, share) == (packs, first_rows)  # deterministic
+    # the draw follows corpus rows (keys), not a batch's own numbering: rows 100.. draw as rows 100.. anywhere
+    shifted, _ = packed(examples[100:], rows[:-100], encoder, 0.5, keys=rows[100:])
+    again, _ = packed(examples[100:], rows[100:], encoder, 0.5)
+    other, _ = packed(examples[100:], rows[:-100], encoder, 0.5)
+    assert shifted == again != other
+    assert [pack_drawn(k, 1.0) for k in range(50)] == [True] * 50
+    assert sum(pack_drawn(k, 0.3) for k in range(10_000)) in range(2860, 3141)  # 3 standard deviations
+
+
+def test_training_with_a_pack_share_sits_between_plain_and_packed(tmp_path):
+    from gplinker.commands.train import train
+
+    data = write_jsonl(tmp_path / "train.jsonl", [spans_record(t, e) for t, e in NER_SENTENCES] * 6)
+    runs = {pack: train(load_config(None, tiny_overrides(data, None, tmp_path / str(pack), "train.max_steps=1",
+                                                         f"data.pack={pack}"))).windows
+            for pack in ("false", "0.5", "true")}
+    assert runs["true"] < runs["0.5"] < runs["false"] == 6 * len(NER_SENTENCES)
+
+
+def test_a_pack_share_outside_0_1_is_refused():
+    for bad in ("0", "1.5", "-0.5"):
+        with pytest.raises(ConfigError, match=r"data.pack must be true, false or a share"):
+            load_config(None, ["data.train=x.json", f"data.pack={bad}"])
+    assert load_config(None, ["data.train=x.json", "data.pack=1"]).data.pack == 1.0

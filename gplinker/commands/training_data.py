@@ -159,7 +159,7 @@ class TrainingData:
         return SchemaGaps(int(summary["items"]), Counter({str(k): int(v) for k, v in summary["labels"].items()}))
 
     def windows(self, corpus: Corpus, corpus_key: str, tokenizer: Any, task: Task, *, max_length: int, stride: int,
-                char_level: bool, pack: bool = False) -> tuple[WindowTable, bool]:
+                char_level: bool, pack: bool | float = False) -> tuple[WindowTable, bool]:
         """(windows with targets, cache hit) of every kept record of the corpus (packed with `pack`)."""
         key = cache.windows_key(corpus_key, tokenizer, task, max_length=max_length, stride=stride,
                                 char_level=char_level, pack=pack)

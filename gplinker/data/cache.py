@@ -117,7 +117,7 @@ def corpus_key(source_fingerprint: str, fmt: str) -> str:
 
 
 def windows_key(corpus: str, tokenizer: PreTrainedTokenizerFast, task: KeyedTask, *, max_length: int, stride: int,
-                char_level: bool, pack: bool = False) -> str:
+                char_level: bool, pack: bool | float = False) -> str:
     """The key of a corpus's training windows and targets (module docstring)."""
     return digest({"cache_format": CACHE_FORMAT, "corpus": corpus, "tokenizer": tokenizer_digest(tokenizer),
                    "data": {"max_length": max_length, "stride": stride, "char_level": char_level, "pack": pack},
