@@ -21,9 +21,12 @@ What is measured, and how:
            c  auto + pack  b with data.pack=true, train.max_steps = the steps of a and b
            d  pack half    b with data.pack=0.5 (about half of the windows are packs, the others one sentence
                            each), train.max_steps = the steps of a and b
-  docs   the dev sentences, in order, cut into groups of about --doc-chars characters and joined with no separator,
-         every gold span shifted into its document: each dev sentence is in exactly one document, so the sentence
-         and document scores cover the same gold spans and the same characters.
+  docs   the dev sentences, in order, cut into groups of about --doc-chars characters and joined with no separator
+         (--separator newline: one sentence per line), every gold span shifted into its document: each dev sentence
+         is in exactly one document, so the sentence and document scores cover the same gold spans and the same
+         characters. The synthetic sentences end in 。; CLUENER's texts seldom do (they are fragments), so joined
+         with nothing, a span at a text's first or last character meets the next text with no mark between them:
+         NER prints the recall of such edge spans and of the others, on sentences and on documents.
   score  strict micro P/R/F1 (gplinker.metrics.strict_prf) of the task's items on the sentences and on the
          documents, and their ratio: entity spans (the main score of `gplinker eval` for NER), triples with every
          slot, whole events (type and every argument, trigger included). NER: predicted document spans longer
@@ -41,6 +44,7 @@ sentence character.
     python scripts/bench_long.py                # --docs: synthetic set, variants a b c (about 10-25 min on 2 cores)
     python scripts/bench_long.py --task relation   # the same with triples (--task event: events)
     python scripts/bench_long.py --cluener      # CLUENER2020, variants a b c, --cluener-epochs each (slow)
+    python scripts/bench_long.py --cluener --separator newline   # CLUENER's texts one per line of a document
     python scripts/bench_long.py --keep runs/long --reuse --repeats 9   # measure again, without training
     python scripts/bench_long.py --smoke        # 200 sentences, 1 epoch, 5 documents, variants a b: about a minute
 """
@@ -122,14 +126,37 @@ def read(path: Path, fmt: str, task: str) -> list:
     return examples
 
 
-def documents_of(examples: Sequence, chars: int) -> tuple[list, list[list[int]]]:
-    """The examples cut into consecutive groups of about `chars` characters, each joined with no separator,
+SEPARATORS = {"none": "", "newline": "\n"}
+
+
+def documents_of(examples: Sequence, chars: int, separator: str = "") -> tuple[list, list[list[int]]]:
+    """The examples cut into consecutive groups of about `chars` characters, each joined by `separator`,
     and the start character of every sentence in its document."""
     from gplinker.data.examples import joined
 
     groups = group_by_chars(examples, lambda e: len(e.text), chars)
-    starts = [[sum(len(e.text) for e in group[:k]) for k in range(len(group))] for group in groups]
-    return [joined(list(group), separator="") for group in groups], starts
+    starts = [[sum(len(e.text) + len(separator) for e in group[:k]) for k in range(len(group))] for group in groups]
+    return [joined(list(group), separator=separator) for group in groups], starts
+
+
+def edge_recall(sents: Sequence, sent_predictions: Sequence, starts: Sequence[list[int]],
+                doc_predictions: Sequence) -> dict[str, tuple[int, int, int]]:
+    """NER gold spans at a sentence's edge (starting at its first or ending at its last character) and inside it:
+    (gold, found predicting the sentence, found predicting its document) for each group. Joined with no separator,
+    an edge is a boundary the document's text no longer marks."""
+    counts = {"edge": [0, 0, 0], "inside": [0, 0, 0]}
+    k = 0
+    for firsts, doc_prediction in zip(starts, doc_predictions):
+        in_doc = {(s.start, s.end, s.label) for s in doc_prediction}
+        for first in firsts:
+            sentence, found = sents[k], {(s.start, s.end, s.label) for s in sent_predictions[k]}
+            for g in sentence.spans:
+                row = counts["edge" if g.start == 0 or g.end == len(sentence.text) else "inside"]
+                row[0] += 1
+                row[1] += (g.start, g.end, g.label) in found
+                row[2] += (g.start + first, g.end + first, g.label) in in_doc
+            k += 1
+    return {key: (a, b, c) for key, (a, b, c) in counts.items()}
 
 
 def item_spans(item: Any) -> list:
@@ -274,18 +301,20 @@ def decode_times(predictor: Any, sents: Sequence, docs: Sequence, repeats: int) 
 
 
 def run_setup(setup: Setup, variants: Sequence[Variant], doc_chars: int, repeats: int, work: Path,
-              reuse: bool = False) -> list[Result]:
+              reuse: bool = False, separator: str = "none") -> list[Result]:
     train_examples, sents = read(setup.train, setup.fmt, setup.task), read(setup.dev, setup.fmt, setup.task)
-    docs, starts = documents_of(sents, doc_chars)
+    docs, starts = documents_of(sents, doc_chars, SEPARATORS[separator])
     ner = setup.task == "ner"
     longest = longest_per_label(train_examples)
     lengths = [len(d.text) for d in docs]
-    assert sum(lengths) == sum(len(e.text) for e in sents)  # the same characters
+    content = sum(len(e.text) for e in sents)
+    assert sum(lengths) == content + len(SEPARATORS[separator]) * (len(sents) - len(docs))  # the same characters
     longest_text = max(len(e.text) for e in train_examples)
     items = {"ner": "gold spans", "relation": "gold triples", "event": "gold events"}[setup.task]
     print(f"## {setup.name}: {len(train_examples)} training sentences (longest {longest_text} characters), "
           f"{len(sents)} dev sentences ({sum(len(task_gold(setup.task, e)) for e in sents)} {items}) → {len(docs)} "
-          f"documents of {min(lengths)}-{max(lengths)} characters")
+          f"documents of {min(lengths)}-{max(lengths)} characters, "
+          f"{'joined with no separator' if separator == 'none' else 'one sentence per line (joined by newlines)'}")
     if ner:
         print(f"longest training span per label (characters): {dict(sorted(longest.items()))}")
     print(f"budget: {setup.budget}")
@@ -302,7 +331,8 @@ def run_setup(setup: Setup, variants: Sequence[Variant], doc_chars: int, repeats
             continue
         section = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["gplinker"]
         max_window = section.get("limits", {}).get("max_window")
-        sent_prf = strict(predictor.task, sents, predictor.predict(sents))
+        sent_predictions = predictor.predict(sents)
+        sent_prf = strict(predictor.task, sents, sent_predictions)
         doc_predictions = predictor.predict(docs)  # also the warm-up of the timing
         doc_prf = strict(predictor.task, docs, doc_predictions)
         limits = span_limits(model_dir, predictor.task.types) if ner else {}
@@ -315,7 +345,8 @@ def run_setup(setup: Setup, variants: Sequence[Variant], doc_chars: int, repeats
                        doc_pred=doc_prf.n_pred, doc_gold=doc_prf.n_gold, over_train=over_train,
                        over_limit=over_limit if ner and any(v is not None for v in limits.values()) else None,
                        longest_pred=longest_pred, crossing=crossing, window=window_of(predictor), max_window=max_window,
-                       stride=predictor.encoder.stride, limits=limits, chars=sum(lengths), predict_windows=windows,
+                       stride=predictor.encoder.stride, limits=limits, chars=content, predict_windows=windows,
+                       edges=edge_recall(sents, sent_predictions, starts, doc_predictions) if ner else None,
                        **decode_times(predictor, sents, docs, repeats))
         if max_window and not variant.force_window and window_of(predictor) > max_window:
             result.note = (f"predicted with windows of {window_of(predictor)} tokens, longer than the longest "
@@ -348,6 +379,17 @@ def report(setup: Setup, results: Sequence[Result]) -> None:
               f"| {n['doc_f1'] / max(n['sent_f1'], 1e-9):.3f} | {pct(n['doc_p'])} | {pct(n['doc_r'])} "
               f"| {n['doc_pred']} / {n['doc_gold']} | {shown['over_train']} | {shown['over_limit']} "
               f"| {shown['longest_pred']} | {shown['crossing']} |")
+    if any(r.numbers["edges"] for r in done):
+        print(f"\n### {setup.name}: recall of gold spans at a sentence's edge (its first or last character) and "
+              "inside it, predicting sentences → documents")
+        print("| variant | edge spans | edge R: sentences → documents | inside spans "
+              "| inside R: sentences → documents |")
+        print("|---|---:|---:|---:|---:|")
+        for r in done:
+            edge, inside = r.numbers["edges"]["edge"], r.numbers["edges"]["inside"]
+            print(f"| {r.variant.key} {r.variant.name} | {edge[0]} | {pct(edge[1] / max(edge[0], 1))} → "
+                  f"{pct(edge[2] / max(edge[0], 1))} | {inside[0]} | {pct(inside[1] / max(inside[0], 1))} → "
+                  f"{pct(inside[2] / max(inside[0], 1))} |")
     print(f"\n### {setup.name}: decode time, documents vs sentences (the same characters; wall clock, side by side)")
     print("| variant | predict window (tokens) | longest training window | windows: sentences / documents "
           "| sentences s | documents s | ms per 1k chars: sentences / documents | documents / sentences (wall) "
@@ -395,6 +437,8 @@ def main() -> None:
     parser.add_argument("--cluener-epochs", type=int, default=1, help="epochs per CLUENER variant")
     parser.add_argument("--cluener-steps", type=int, default=0, help="optimizer steps instead (0: use the epochs)")
     parser.add_argument("--doc-chars", type=int, default=1500, help="characters per document (about)")
+    parser.add_argument("--separator", choices=sorted(SEPARATORS), default="none",
+                        help="what joins a document's sentences: nothing, or a newline (one sentence per line)")
     parser.add_argument("--repeats", type=int, default=5, help="timed predict runs per side")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--keep", type=Path, default=None, help="keep data and model dirs here (default: temp)")
@@ -436,7 +480,7 @@ def main() -> None:
             steps = -(-args.train // 16) * args.epochs  # what the unpacked variants run
             setup = Setup(name, train_path, dev_path, fmt, sets, budget + f"; c runs as many steps ({steps})",
                           args.task, schema_path, steps)
-            report(setup, run_setup(setup, variants, doc_chars, args.repeats, work, args.reuse))
+            report(setup, run_setup(setup, variants, doc_chars, args.repeats, work, args.reuse, args.separator))
         if args.cluener:
             if not (CLUENER / "train.json").is_file():
                 print(f"bench_long: {CLUENER} not found (CLUENER2020 is not shipped); --cluener skipped")
@@ -456,7 +500,7 @@ def main() -> None:
             steps = args.cluener_steps or -(-lines // 32) * args.cluener_epochs  # what the unpacked variants run
             setup = Setup("cluener", CLUENER / "train.json", CLUENER / "dev.json", "cluener", sets,
                           budget + f"; c runs as many steps ({steps})", steps=steps)
-            report(setup, run_setup(setup, variants, args.doc_chars, args.repeats, work, args.reuse))
+            report(setup, run_setup(setup, variants, args.doc_chars, args.repeats, work, args.reuse, args.separator))
 
 
 if __name__ == "__main__":

@@ -87,10 +87,13 @@ def test_a_block_with_no_cut_that_tokenizes_alike_grows_until_one_does(monkeypat
 
 def sentence_cuts_by_formula(text: str, spans: list[tuple[int, int]]) -> list[int]:
     """The rule of encoding.sentence_cuts, one token at a time: t where the token before t ends a sentence (its
-    last character a sentence end, or a closer right after one) and no closer follows."""
+    last character a sentence end, or a closer right after one) and no closer follows, or a line break lies
+    between the two tokens."""
     cuts = []
     for t, (_, e) in enumerate(spans[:-1], start=1):
-        if 0 < e <= len(text) and (e == len(text) or text[e] not in CLOSERS):
+        if "\n" in text[e:spans[t][0]]:
+            cuts.append(t)
+        elif 0 < e <= len(text) and (e == len(text) or text[e] not in CLOSERS):
             last = text[e - 1]
             if last in SENTENCE_ENDS or (last in CLOSERS and e >= 2 and text[e - 2] in SENTENCE_ENDS):
                 cuts.append(t)

@@ -42,6 +42,23 @@ def test_a_sentence_ends_after_its_terminator_and_the_quotes_that_close_it():
                     "他说：“好。”然后走了！再见?Yes.Next\n"]
 
 
+def test_a_line_break_between_tokens_ends_a_sentence():
+    """Lines with no end punctuation (headlines, CLUENER's fragments): the newline makes no token, and a window
+    still ends at it rather than sliding over two lines."""
+    lines = ["东湖银行信贷部的王立新经理", "李晓雨认为本地的书店正在走向连锁经营的模式",
+             "本报记者张三报道", "会议在北京举行"]
+    text = "\n".join(lines)
+    tokenizer = scratch_tokenizer([text])
+    encoder = WindowEncoder(tokenizer, 30, 4, char_level=True, cut="sentences")
+    ((ids, spans),) = encoder.content_tokens([text])
+    assert len(ids) == len(text) - 3  # no token for the newlines
+    assert [text[: spans[t][0]] for t in sentence_cuts(text, spans)] == [
+        "\n".join(lines[:k]) + "\n" for k in range(1, 4)]
+    windows = encoder.encode([text])  # whole lines, as many as fit in 28 tokens: the last two share one
+    assert [text[slice(*w.char_range)] for w in windows] == [lines[0], lines[1], "\n".join(lines[2:])]
+    assert sentence_cuts("甲 乙", [(0, 1), (2, 3)]) == []  # a space is no line break
+
+
 def test_prediction_windows_hold_whole_sentences_and_the_old_cut_slides():
     sentences = ["张三在北京工作。", "李四毕业于上海大学！", "王五说：“明天见。”", "赵六去了广州？"]
     text = "".join(sentences)

@@ -175,12 +175,14 @@ def window_bounds(n_tokens: int, budget: int, stride: int, cuts: Sequence[int] |
 
 def sentence_cuts(text: str, spans: Sequence[tuple[int, int]] | npt.NDArray[np.int32]) -> list[int]:
     """Token indices t where a sentence ends before token t: the previous token ends the text's sentence there
-    (its last character is one of SENTENCE_ENDS, or a closing quote/bracket after one, and no closer follows).
+    (its last character is one of SENTENCE_ENDS, or a closing quote/bracket after one, and no closer follows),
+    or a line break lies between the two tokens (whitespace makes no token, so a newline is never inside one).
 
     `spans`: the content tokens' character spans, a list of pairs or an (n, 2) array; computed over
     the text's code points with numpy, so a 5 MB text (data/long_texts.py) costs no Python loop.
     """
-    e = np.asarray(spans, dtype=np.int64).reshape(-1, 2)[:-1, 1]  # the end of the token before t = 1 .. n-1
+    pairs = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    e, s = pairs[:-1, 1], pairs[1:, 0]  # the end of the token before t and the start of token t, t = 1 .. n-1
     n = len(text)
     if n == 0 or len(e) == 0:
         return []
@@ -192,7 +194,10 @@ def sentence_cuts(text: str, spans: Sequence[tuple[int, int]] | npt.NDArray[np.i
     not_followed = (e == n) | ~closers[np.clip(e, 0, n - 1)]
     last_is_end = ends[at - 1]
     closer_after_end = closers[at - 1] & (e >= 2) & ends[np.clip(e - 2, 0, n - 1)]
-    cuts: list[int] = (np.nonzero(valid & not_followed & (last_is_end | closer_after_end))[0] + 1).tolist()
+    breaks = np.concatenate([[0], np.cumsum(codes == ord("\n"))])  # line breaks before each character
+    break_between = breaks[np.clip(s, 0, n)] > breaks[np.clip(e, 0, n)]
+    cut = valid & not_followed & (last_is_end | closer_after_end) | break_between
+    cuts: list[int] = (np.nonzero(cut)[0] + 1).tolist()
     return cuts
 
 
