@@ -196,7 +196,7 @@ def sentence_cuts(text: str, spans: Sequence[tuple[int, int]] | npt.NDArray[np.i
     closer_after_end = closers[at - 1] & (e >= 2) & ends[np.clip(e - 2, 0, n - 1)]
     breaks = np.concatenate([[0], np.cumsum(codes == ord("\n"))])  # line breaks before each character
     break_between = breaks[np.clip(s, 0, n)] > breaks[np.clip(e, 0, n)]
-    cut = valid & not_followed & (last_is_end | closer_after_end) | break_between
+    cut = (valid & not_followed & (last_is_end | closer_after_end)) | break_between
     cuts: list[int] = (np.nonzero(cut)[0] + 1).tolist()
     return cuts
 
