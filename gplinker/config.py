@@ -93,6 +93,8 @@ class LightConfig:
     dilations: list[int] = opt([1, 2, 5, 1, 2, 5, 1, 1], "dgcnn: dilation of each gated convolution (kernel 3), "
                                "one block per entry, as in the LIC2019 DGCNN")
     layers: int = opt(2, "bilstm: bidirectional LSTM layers")
+    bigram_buckets: int = opt(0, "rows of a hashed character-bigram embedding table (embedding_dim wide, concatenated "
+                              "with the character embedding); 0: characters only")
     embeddings: str | None = opt(None, "word2vec/GloVe text file of character vectors (optional 'N D' header): "
                                  "initialises the characters it holds; the others get a random init")
 
@@ -340,6 +342,8 @@ def validate_light(model: ModelConfig) -> None:
     for name in ("embedding_dim", "hidden_size", "layers", "min_char_count"):
         if getattr(light, name) < 1:
             raise ConfigError(f"model.light.{name} must be at least 1, got {getattr(light, name)}")
+    if light.bigram_buckets < 0:
+        raise ConfigError(f"model.light.bigram_buckets must be 0 (off) or a number of rows, got {light.bigram_buckets}")
     if not 0 <= light.dropout < 1:
         raise ConfigError(f"model.light.dropout must be in [0, 1), got {light.dropout}")
     if model.encoder == "bilstm" and light.hidden_size % 2:

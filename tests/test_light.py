@@ -17,6 +17,7 @@ from gplinker.config import LightConfig, load_config
 from gplinker.data.schema import Schema
 from gplinker.errors import ConfigError
 from gplinker.model_format import MODEL_FORMAT
+from gplinker.modeling import light
 from gplinker.modeling.encoders import load_tokenizer, scratch_tokenizer
 from gplinker.modeling.light import BiLstm, GatedDilatedConv, LightEncoder, light_encoder, reverse_within_lengths
 from gplinker.modeling.model import GPLinkerModel
@@ -39,8 +40,9 @@ def tiny_encoder(name: str, seed: int = 0, **sizes: object) -> tuple[LightEncode
 
 
 @pytest.mark.parametrize("name", ["dgcnn", "bilstm"])
-def test_a_text_alone_and_in_a_padded_batch_gets_the_same_hidden_states(name):
-    encoder, tokenizer = tiny_encoder(name)
+@pytest.mark.parametrize("buckets", [0, 53])
+def test_a_text_alone_and_in_a_padded_batch_gets_the_same_hidden_states(name, buckets):
+    encoder, tokenizer = tiny_encoder(name, bigram_buckets=buckets)
     texts = [TEXTS[4], TEXTS[1], TEXTS[5] + TEXTS[7]]  # lengths 17, 9, 18 characters: every row but one padded
     batch = tokenizer(texts, padding=True, return_tensors="pt")
     assert (batch["attention_mask"] == 0).any()
@@ -55,15 +57,38 @@ def test_a_text_alone_and_in_a_padded_batch_gets_the_same_hidden_states(name):
 
 def test_padding_with_any_token_id_changes_no_real_position():
     """Masked means masked: the ids under the padding do not matter (not only the pad id's zero embedding)."""
-    for name in ("dgcnn", "bilstm"):
-        encoder, tokenizer = tiny_encoder(name)
+    for name, buckets in (("dgcnn", 0), ("bilstm", 0), ("dgcnn", 53), ("bilstm", 53)):
+        encoder, tokenizer = tiny_encoder(name, bigram_buckets=buckets)
         ids = tokenizer([TEXTS[0]], return_tensors="pt")["input_ids"]
         n = ids.shape[1]
         mask = torch.cat([torch.ones(1, n), torch.zeros(1, 7)], dim=1).long()
         with torch.no_grad():
             a = encoder(torch.cat([ids, torch.full((1, 7), 9)], dim=1), mask).last_hidden_state[0, :n]
             b = encoder(torch.cat([ids, torch.randint(5, 30, (1, 7))], dim=1), mask).last_hidden_state[0, :n]
-        assert torch.allclose(a, b, atol=1e-6), name
+        assert torch.allclose(a, b, atol=1e-6), (name, buckets)
+
+
+def test_bigram_rows_hash_each_character_with_the_next_one_and_the_pad_id_past_the_end():
+    ids = torch.tensor([[2, 7, 9, 3, 0, 0], [2, 5, 3, 8, 8, 8]])  # row 1: padded with a non-pad id
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]])
+    rows = light.bigram_rows(ids, mask, vocab_size=10, buckets=37, pad_id=0)
+    expected = [[(2 * 10 + 7) % 37, (7 * 10 + 9) % 37, (9 * 10 + 3) % 37, 3 * 10 % 37],  # (c_t, c_t+1), then pad
+                [(2 * 10 + 5) % 37, (5 * 10 + 3) % 37, 3 * 10 % 37]]
+    assert rows[0, :4].tolist() == expected[0] and rows[1, :3].tolist() == expected[1]
+
+
+def test_bigrams_are_concatenated_with_the_character_embeddings():
+    encoder, tokenizer = tiny_encoder("dgcnn", bigram_buckets=53)
+    assert encoder.bigrams is not None and encoder.bigrams.weight.shape == (53, 16)
+    assert isinstance(encoder.project, nn.Linear) and encoder.project.in_features == 32
+    ids = tokenizer([TEXTS[0]], return_tensors="pt")
+    base = encoder(ids["input_ids"], ids["attention_mask"]).last_hidden_state
+    with torch.no_grad():
+        rows = light.bigram_rows(ids["input_ids"], ids["attention_mask"], len(tokenizer), 53, tokenizer.pad_token_id)
+        row = int(rows[0, 3])
+        encoder.bigrams.weight[row] += 1.0  # changing one bigram's row changes the output where it is used
+    changed = encoder(ids["input_ids"], ids["attention_mask"]).last_hidden_state
+    assert not torch.allclose(base, changed)
 
 
 def test_gated_dilated_conv_is_the_lic2019_formula():
@@ -114,27 +139,31 @@ def test_light_config_is_checked():
         load_config(None, ["model.encoder=bilstm", "model.light.hidden_size=33"])
     with pytest.raises(ConfigError, match="dilations"):
         load_config(None, ["model.encoder=dgcnn", "model.light.dilations=[1,0]"])
+    with pytest.raises(ConfigError, match="bigram_buckets must be 0"):
+        load_config(None, ["model.encoder=dgcnn", "model.light.bigram_buckets=-1"])
     with pytest.raises(ConfigError, match=r"model.light.dilations\[1\]' must be int"):
         load_config(None, ["model.encoder=dgcnn", "model.light.dilations=[1,x]"])
     assert load_config(None, ["model.encoder=dgcnn", "model.light.dilations=[1, 3]"]).model.light.dilations == [1, 3]
 
 
-@pytest.fixture(scope="module", params=["dgcnn", "bilstm"])
+@pytest.fixture(scope="module", params=["dgcnn", "bilstm", "dgcnn+bigrams"])
 def trained(request, tmp_path_factory) -> dict:
     """A light encoder trained on the synthetic sentences until it has learned them."""
-    tmp = tmp_path_factory.mktemp(request.param)
+    name, _, bigrams = request.param.partition("+")
+    tmp = tmp_path_factory.mktemp(name)
     rows = [spans_record(t, e) for t, e in NER_SENTENCES]
     train = write_jsonl(tmp / "train.jsonl", rows)
-    config = write_jsonl(tmp / "c.yaml", ["task: ner", f"model: {{encoder: {request.param}}}"])
+    config = write_jsonl(tmp / "c.yaml", ["task: ner", f"model: {{encoder: {name}}}"])
     g = torch.Generator().manual_seed(0)  # synthetic 16-dim vectors for the characters of the first sentence
     vectors = write_jsonl(tmp / "vectors.txt", [" ".join([ch, *(f"{x:.4f}" for x in torch.randn(16, generator=g))])
                                                 for ch in sorted(set(TEXTS[0]))])
     sets = LIGHT + [f"data.train={train}", f"data.dev={train}", f"train.output_dir={tmp / 'run'}",
                     "train.max_steps=160", "train.eval_every=160",
-                    "model.light.dropout=0.0", f"model.light.embeddings={vectors}"]
+                    "model.light.dropout=0.0", f"model.light.embeddings={vectors}",
+                    f"model.light.bigram_buckets={97 if bigrams else 0}"]
     result = runner.invoke(app, ["train", str(config), *set_args(sets)])
     assert result.exit_code == 0, result.output
-    return {"name": request.param, "model": tmp / "run" / "best", "train": train, "tmp": tmp,
+    return {"name": name, "model": tmp / "run" / "best", "train": train, "tmp": tmp,
             "output": " ".join(result.output.split()), "vectors": vectors}
 
 
@@ -148,14 +177,15 @@ def test_a_light_encoder_learns_the_training_sentences(trained):
     assert result.scores.main == 1.0, result.scores.metrics
 
 
-@pytest.mark.parametrize("name", ["dgcnn", "bilstm"])
-def test_a_saved_light_model_reloads_to_the_same_logits(name, tmp_path: Path):
-    encoder, tokenizer = tiny_encoder(name, seed=3)
+@pytest.mark.parametrize(("name", "buckets"), [("dgcnn", 0), ("bilstm", 0), ("bilstm", 53)])
+def test_a_saved_light_model_reloads_to_the_same_logits(name, buckets, tmp_path: Path):
+    encoder, tokenizer = tiny_encoder(name, seed=3, bigram_buckets=buckets)
     model = GPLinkerModel(encoder, NerTask(Schema(task="ner", entity_types=["loc", "person"])).heads(), "egp", 8)
     model.eval().save(tmp_path, {"task": "ner", "format_version": MODEL_FORMAT})
     tokenizer.save_pretrained(str(tmp_path))
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == f"gplinker-{name}" and config["hidden_size"] == 24
+    assert config["bigram_buckets"] == buckets
     loaded, section = GPLinkerModel.load(tmp_path)
     assert section["task"] == "ner" and type(loaded.encoder.body) is type(encoder.body)
     ids = torch.randint(5, len(tokenizer), (2, 11))

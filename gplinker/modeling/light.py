@@ -15,6 +15,13 @@ same hidden states.
   result equals `pack_padded_sequence` + a bidirectional `nn.LSTM` (tests/test_light.py), and
   unlike packed sequences it traces for ONNX export (at one fixed length: see
   `exports_dynamic_length`).
+
+With `bigram_buckets` B > 0, each position also gets a character-bigram embedding, concatenated
+with its character embedding (the char + bichar input of Zhang & Yang 2018, "Chinese NER Using
+Lattice LSTM", section 3.1). The bigram of position t is (c_t, c_{t+1}), with c_{t+1} the pad id
+past the text's end, and its row is the hash (c_t · V + c_{t+1}) mod B, V the vocabulary size:
+computed from the ids inside the model, so windows, batches, the model dir and the ONNX graph see
+only input_ids, and nothing but the number of buckets is saved.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class LightArchitecture:
     dilations: list[int] = field(default_factory=list)  # dgcnn
     layers: int = 0  # bilstm
     pad_token_id: int = 0
+    bigram_buckets: int = 0  # rows of the hashed character-bigram table; 0: no bigrams
     embeddings: dict[str, Any] | None = None  # the vectors file and its coverage, when one was used
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,8 +153,11 @@ class LightEncoder(nn.Module):
         nn.init.normal_(self.embeddings.weight, std=0.1)
         with torch.no_grad():
             self.embeddings.weight[config.pad_token_id].zero_()
-        self.project = (nn.Identity() if config.embedding_dim == config.hidden_size
-                        else nn.Linear(config.embedding_dim, config.hidden_size))
+        self.bigrams = nn.Embedding(config.bigram_buckets, config.embedding_dim) if config.bigram_buckets else None
+        if self.bigrams is not None:
+            nn.init.normal_(self.bigrams.weight, std=0.1)
+        width = config.embedding_dim * (2 if self.bigrams is not None else 1)
+        self.project = (nn.Identity() if width == config.hidden_size else nn.Linear(width, config.hidden_size))
         self.dropout = nn.Dropout(config.dropout)
         self.body: nn.Module
         if config.model_type == MODEL_TYPES["dgcnn"]:
@@ -165,8 +176,22 @@ class LightEncoder(nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor,
                 token_type_ids: Tensor | None = None) -> HiddenStates:  # noqa: ARG002 (the transformers signature)
         """(B, L) ids and mask -> hidden states (B, L, D); token_type_ids are accepted and unused."""
-        x = self.project(self.dropout(self.embeddings(input_ids)))  # (B, L, D)
+        x = self.embeddings(input_ids)  # (B, L, E)
+        if self.bigrams is not None:
+            rows = bigram_rows(input_ids, attention_mask, self.config.vocab_size, self.config.bigram_buckets,
+                               self.config.pad_token_id)
+            x = torch.cat([x, self.bigrams(rows)], dim=-1)  # (B, L, 2E)
+        x = self.project(self.dropout(x))  # (B, L, D)
         return HiddenStates(self.body(x, attention_mask))
+
+
+def bigram_rows(input_ids: Tensor, attention_mask: Tensor, vocab_size: int, buckets: int, pad_id: int) -> Tensor:
+    """(B, L) -> (B, L) rows of the bigram table: (c_t · V + c_{t+1}) mod buckets, c_{t+1} = pad_id where
+    position t + 1 is padding or past the end (so the ids under the padding never matter)."""
+    after = torch.cat([input_ids[:, 1:], torch.full_like(input_ids[:, :1], pad_id)], dim=1)  # (B, L)
+    live = torch.cat([attention_mask[:, 1:], torch.zeros_like(attention_mask[:, :1])], dim=1) > 0
+    after = torch.where(live, after, torch.full_like(after, pad_id))
+    return torch.remainder(input_ids * vocab_size + after, buckets)
 
 
 def light_encoder(name: str, cfg: LightConfig, tokenizer: Any) -> tuple[LightEncoder, Coverage | None]:
@@ -176,7 +201,7 @@ def light_encoder(name: str, cfg: LightConfig, tokenizer: Any) -> tuple[LightEnc
     arch = LightArchitecture(model_type=MODEL_TYPES[name], vocab_size=len(tokenizer), embedding_dim=cfg.embedding_dim,
                              hidden_size=cfg.hidden_size, dropout=cfg.dropout,
                              dilations=list(cfg.dilations) if name == "dgcnn" else [],
-                             layers=cfg.layers if name == "bilstm" else 0,
+                             layers=cfg.layers if name == "bilstm" else 0, bigram_buckets=cfg.bigram_buckets,
                              pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
     encoder = LightEncoder(arch)
     coverage = None
