@@ -355,6 +355,10 @@ def check(
             if not data:
                 raise GPLinkerError("give a data file, or --config CONFIG to check its data.train and data.dev")
             files = list(data)
+            configs = [path for path in files if path.suffix.lower() in (".yaml", ".yml")]
+            if configs:
+                raise GPLinkerError(f"{configs[0]} is a training config, not a data file: to check the data it "
+                                    f"trains on, run gplinker check --config {configs[0]}")
             tok, loaded_schema = load_check_inputs(task, tokenizer, schema)
         reports = [(path, check_data(str(path), task, format, tok, max_length, stride, skip_invalid=not strict,
                                      schema=loaded_schema, char_level=char_level, decode=decode,

@@ -20,6 +20,7 @@ the best evaluation. Goals (2 CPU cores): CLUENER span F1 >= 72 and official sco
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import statistics
@@ -35,7 +36,7 @@ from gplinker.data.batching import collate
 from gplinker.data.encoding import SPECIAL, Window
 from gplinker.data.schema import Schema
 from gplinker.modeling.encoders import scratch_encoder
-from gplinker.modeling.light import MODEL_TYPES, LightArchitecture, LightEncoder
+from gplinker.modeling.light import LightEncoder, light_architecture
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.tasks.ner import NerTask
 
@@ -77,10 +78,7 @@ def encoders(smoke: bool) -> dict[str, object]:
     out: dict[str, object] = {"scratch BERT (configs/cluener.yaml)": scratch_encoder(scratch_cfg, vocab)}
     for name, hidden, label in (("bilstm", light.hidden_size, "configs/cluener-light.yaml"),
                                 ("bilstm", narrow, f"hidden {narrow}"), ("dgcnn", narrow, f"hidden {narrow}")):
-        arch = LightArchitecture(model_type=MODEL_TYPES[name], vocab_size=vocab, embedding_dim=light.embedding_dim,
-                                 hidden_size=hidden, dropout=light.dropout,
-                                 dilations=light.dilations if name == "dgcnn" else [],
-                                 layers=light.layers if name == "bilstm" else 0)
+        arch = light_architecture(name, dataclasses.replace(light, hidden_size=hidden), vocab)
         out[f"{name} ({label})"] = LightEncoder(arch)
     return out
 

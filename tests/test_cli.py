@@ -304,6 +304,15 @@ def test_an_ner_config_on_relation_data_stops_before_training(tmp_path):
     assert result.exit_code == 0 and f"no gold items of task ner found in {train} (is this the right" in said
 
 
+def test_check_given_a_config_as_data_suggests_config_option(tmp_path):
+    cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner", "data:", "  train: t.jsonl"])
+    result = run("check", str(cfg))
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{cfg} is a training config, not a data file" in said and f"gplinker check --config {cfg}" in said
+    assert "malformed JSON" not in said
+
+
 def test_unknown_config_key_is_reported(tmp_path):
     cfg = write_jsonl(tmp_path / "c.yaml", ["task: ner", "trian:", "  lr: 1"])
     result = run("train", str(cfg))

@@ -194,15 +194,21 @@ def bigram_rows(input_ids: Tensor, attention_mask: Tensor, vocab_size: int, buck
     return torch.remainder(input_ids * vocab_size + after, buckets)
 
 
-def light_encoder(name: str, cfg: LightConfig, tokenizer: Any) -> tuple[LightEncoder, Coverage | None]:
-    """A new light encoder `name` (dgcnn | bilstm) over `tokenizer`'s vocabulary; vectors from cfg.embeddings."""
+def light_architecture(name: str, cfg: LightConfig, vocab_size: int, pad_token_id: int = 0) -> LightArchitecture:
+    """The architecture of a new light encoder `name` (dgcnn | bilstm) with cfg's sizes over `vocab_size` ids."""
     if name not in MODEL_TYPES:
         raise ConfigError(f"unknown light encoder '{name}' (known: {', '.join(MODEL_TYPES)})")
-    arch = LightArchitecture(model_type=MODEL_TYPES[name], vocab_size=len(tokenizer), embedding_dim=cfg.embedding_dim,
+    return LightArchitecture(model_type=MODEL_TYPES[name], vocab_size=vocab_size, embedding_dim=cfg.embedding_dim,
                              hidden_size=cfg.hidden_size, dropout=cfg.dropout,
                              dilations=list(cfg.dilations) if name == "dgcnn" else [],
                              layers=cfg.layers if name == "bilstm" else 0, bigram_buckets=cfg.bigram_buckets,
-                             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+                             pad_token_id=pad_token_id)
+
+
+def light_encoder(name: str, cfg: LightConfig, tokenizer: Any) -> tuple[LightEncoder, Coverage | None]:
+    """A new light encoder `name` (dgcnn | bilstm) over `tokenizer`'s vocabulary; vectors from cfg.embeddings."""
+    arch = light_architecture(name, cfg, len(tokenizer),
+                              tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
     encoder = LightEncoder(arch)
     coverage = None
     if cfg.embeddings:
