@@ -28,7 +28,7 @@ HEADERS = {
     "bench_light.py": ["| encoder | parameters M | step median s | windows/s | vs scratch BERT | CPU s | "
                        "vs scratch (CPU) | goal | met |",
                        "| figure | value | minutes | goal | met |"],
-    "bench_serve.py": ["| clients | seconds | requests | requests/s | p50 ms | p99 ms | errors | batches |"],
+    "bench_serve.py": ["| round | clients | seconds | requests | requests/s | p50 ms | p99 ms | errors | batches |"],
 }
 
 

@@ -268,6 +268,17 @@ def test_split_keeps_whole_requests_in_order_and_balances_their_items():
     assert sizes([5], 3) == [[5]]  # fewer parts than workers when there is less to share
 
 
+def test_split_by_size_puts_similar_lengths_together_and_keeps_whole_requests():
+    from gplinker.serve.batcher import Waiting, split
+
+    texts = [["a" * 40], ["b" * 3], ["c" * 90, "c"], ["d" * 5], ["e" * 41], ["f" * 4], ["g" * 2]]
+    batch = [Waiting(t, None, 0.0) for t in texts]  # type: ignore[arg-type]
+    parts = split(batch, 2, len)  # 8 texts, 4 each; a request is ordered by its longest text
+    assert [[w.items for w in part] for part in parts] == [[["g" * 2], ["b" * 3], ["f" * 4], ["d" * 5]],
+                                                           [["a" * 40], ["e" * 41], ["c" * 90, "c"]]]
+    assert split(batch, 1, len) == [batch]  # one part: arrival order, nothing to sort
+
+
 def test_stop_answers_a_request_still_waiting_for_its_batch_instead_of_leaving_it_hanging():
     async def scenario() -> object:
         batcher = MicroBatcher(lambda items: items, max_batch=8, max_wait=30.0)  # would wait 30 s for company

@@ -51,7 +51,7 @@ def create_app(pipeline: Pipeline, *, model_dir: str | Path, max_batch: int = 64
     """The app serving `pipeline` (loaded from `model_dir`, which /health identifies), `workers` batches at a time."""
     batcher: MicroBatcher[str, Record] = MicroBatcher(lambda texts: list(pipeline.stream(texts)),
                                                       max_batch=max_batch, max_wait=max_wait_ms / 1000,
-                                                      workers=workers)
+                                                      workers=workers, size=len)
     identity = model_id(Path(model_dir))
 
     @asynccontextmanager

@@ -6,7 +6,9 @@ batch holds `max_batch` items or `max_wait` seconds have passed since that first
 and hands the concatenated items to `predict` in a worker thread (inference never blocks the event
 loop). With `workers` > 1, batches run side by side, each on its own cores: a batch collected while
 other workers are idle is split between them (whole requests, about as many items each), so
-clients that all wait at once (a closed loop) keep every worker busy instead of one. A request larger than
+clients that all wait at once (a closed loop) keep every worker busy instead of one. Given a `size`
+(of an item: a text's length), the split first orders the requests by their largest item, so each
+part holds similar lengths and pads less (a long text goes with the long ones). A request larger than
 `max_batch` is a batch of its own. If `predict` raises, every request of that batch gets the
 exception and the next batch runs as usual.
 """
@@ -52,12 +54,13 @@ class MicroBatcher(Generic[T, R]):
     threads (`predict` must then be safe to call from several threads at once)."""
 
     def __init__(self, predict: Callable[[list[T]], list[R]], max_batch: int = 64, max_wait: float = 0.005,
-                 workers: int = 1):
+                 workers: int = 1, size: Callable[[T], int] | None = None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.predict, self.max_batch, self.max_wait, self.workers = predict, max_batch, max_wait, workers
+        self.size = size
         self.stats = BatchStats()
         self.queue: asyncio.Queue[Waiting[T, R]] | None = None
         self.free: asyncio.Semaphore | None = None  # one permit per idle worker
@@ -128,7 +131,7 @@ class MicroBatcher(Generic[T, R]):
                     break
                 batch.append(nxt)
                 size += len(nxt.items)
-            parts = split(batch, min(1 + self.idle, len(batch)))
+            parts = split(batch, min(1 + self.idle, len(batch)), self.size)
             for part in parts:
                 if part is not parts[0]:
                     await self.take_worker()  # an idle worker's: no wait
@@ -168,9 +171,13 @@ class MicroBatcher(Generic[T, R]):
             offset += n
 
 
-def split(batch: list[Waiting[T, R]], parts: int) -> list[list[Waiting[T, R]]]:
+def split(batch: list[Waiting[T, R]], parts: int,
+          size: Callable[[T], int] | None = None) -> list[list[Waiting[T, R]]]:
     """`batch` in at most `parts` consecutive runs of whole requests, about as many items each: a request opens
-    the next run when more than half of it lies past the current run's share (fewer runs when it is small)."""
+    the next run when more than half of it lies past the current run's share (fewer runs when it is small).
+    With `size`, the runs are cut from the requests ordered by their largest item (stable), not by arrival."""
+    if size is not None and parts > 1:
+        batch = sorted(batch, key=lambda w: max(map(size, w.items), default=0))
     total = sum(len(w.items) for w in batch)
     out: list[list[Waiting[T, R]]] = [[]]
     taken = 0
