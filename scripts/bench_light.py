@@ -12,6 +12,7 @@ the best evaluation. Goals (2 CPU cores): CLUENER span F1 >= 72 and official sco
 <= 20 min; DuIE 2.0 subset triple F1 >= 0.40 in <= 20 min; DuEE official F1 >= 25 in <= 15 min.
 
     python scripts/bench_light.py --speed                   # windows/s table, a few minutes
+    python scripts/bench_light.py --speed --set model.light.hidden_size=256   # another width as the configured one
     python scripts/bench_light.py --train cluener           # one config's run and its scores
     python scripts/bench_light.py --train cluener --set model.encoder=bilstm
     python scripts/bench_light.py --smoke                   # tiny shapes and synthetic data: checks the script runs
@@ -65,18 +66,20 @@ def ner_windows(batch: int, length: int, vocab: int, seed: int = 0) -> list[Wind
     return windows
 
 
-def encoders(smoke: bool) -> dict[str, object]:
-    """The scratch BERT, the bilstm of configs/cluener-light.yaml, and both light encoders at hidden 128 (the
-    dgcnn's size in that config's header), with the config's other sizes (tiny ones with --smoke)."""
+def encoders(smoke: bool, overrides: list[str]) -> dict[str, object]:
+    """The scratch BERT, the encoder of configs/cluener-light.yaml (with --set overrides), and both light encoders
+    at hidden 128 (the dgcnn's size in that config's header), with the config's other sizes (tiny ones with --smoke)."""
     scratch_cfg = load_config(CONFIGS / "cluener.yaml").model.scratch
-    light = load_config(CONFIGS / "cluener-light.yaml").model.light
+    configured = load_config(CONFIGS / "cluener-light.yaml", overrides).model
+    light = configured.light
     if smoke:
         scratch_cfg = ScratchConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_position=64)
         light = LightConfig(embedding_dim=16, hidden_size=48, dilations=[1, 2], layers=1)
     narrow = 32 if smoke else 128
     vocab = 200 if smoke else VOCAB
     out: dict[str, object] = {"scratch BERT (configs/cluener.yaml)": scratch_encoder(scratch_cfg, vocab)}
-    for name, hidden, label in (("bilstm", light.hidden_size, "configs/cluener-light.yaml"),
+    shipped = "configs/cluener-light.yaml" + "".join(f" --set {o}" for o in overrides)
+    for name, hidden, label in ((configured.encoder, light.hidden_size, shipped),
                                 ("bilstm", narrow, f"hidden {narrow}"), ("dgcnn", narrow, f"hidden {narrow}")):
         arch = light_architecture(name, dataclasses.replace(light, hidden_size=hidden), vocab)
         out[f"{name} ({label})"] = LightEncoder(arch)
@@ -89,7 +92,7 @@ def speed(args: argparse.Namespace) -> None:
     task = NerTask(Schema(task="ner", entity_types=[f"t{k}" for k in range(10)]))
     batch = collate(ner_windows(args.batch, args.length, 200 if args.smoke else VOCAB), 0, {"entities": 10})
     models = {}
-    for name, encoder in encoders(args.smoke).items():
+    for name, encoder in encoders(args.smoke, args.set).items():
         model = GPLinkerModel(encoder, task.heads(), "egp", 16 if args.smoke else 64).train()
         models[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3))
     times: dict[str, list[float]] = {name: [] for name in models}  # wall seconds per step
@@ -182,7 +185,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speed", action="store_true", help="the windows/s table")
     parser.add_argument("--train", choices=sorted(GOALS), help="train configs/<task>-light.yaml and print its scores")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for --train")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override: of the run with --train, of the configured encoder with --speed")
     parser.add_argument("--keep", help="train.output_dir for --train (default: a temporary dir, removed)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=52)
