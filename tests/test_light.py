@@ -164,12 +164,28 @@ def trained(request, tmp_path_factory) -> dict:
     result = runner.invoke(app, ["train", str(config), *set_args(sets)])
     assert result.exit_code == 0, result.output
     return {"name": name, "model": tmp / "run" / "best", "train": train, "tmp": tmp,
-            "output": " ".join(result.output.split()), "vectors": vectors}
+            "output": " ".join(result.output.split()), "vectors": vectors, "bigrams": 97 if bigrams else 0}
 
 
 def test_training_reports_the_embeddings_coverage(trained):
     characters = len({ch for t in TEXTS for ch in t})
     assert f"{trained['vectors']}: vectors for {len(set(TEXTS[0]))} of {characters} characters" in trained["output"]
+
+
+def test_init_from_a_light_model_refuses_other_light_sizes_and_keeps_the_same_ones(trained):
+    tmp = trained["tmp"]
+    config = write_jsonl(tmp / "warm.yaml", ["task: ner", f"model: {{encoder: {trained['name']}}}"])
+    same = LIGHT + [f"data.train={trained['train']}", "train.max_steps=0", "model.light.dropout=0.0",
+                    f"model.light.bigram_buckets={trained['bigrams']}"]
+    result = runner.invoke(app, ["train", str(config), "--init-from", str(trained["model"]),
+                                 *set_args(same + [f"train.output_dir={tmp / 'warm-same'}"])])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", str(config), "--init-from", str(trained["model"]),
+                                 *set_args(same + [f"train.output_dir={tmp / 'warm-wide'}",
+                                                   "model.light.hidden_size=48"])])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in said
+    assert "model.light.hidden_size: config 48, model dir 32" in said and not (tmp / "warm-wide" / "last").exists()
 
 
 def test_a_light_encoder_learns_the_training_sentences(trained):

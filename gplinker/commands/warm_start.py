@@ -19,6 +19,7 @@ from typing import Any
 from gplinker.config import Config
 from gplinker.data.schema import Schema
 from gplinker.errors import ConfigError
+from gplinker.modeling.light import MODEL_TYPES
 from gplinker.modeling.model import GPLinkerModel
 from gplinker.tasks import build_task
 from gplinker.tasks.base import Task
@@ -26,6 +27,7 @@ from gplinker.tasks.base import Task
 # Config keys that shape the encoder or its heads: the model dir's training config must agree.
 ENCODER_KEYS = ("model.encoder", "model.head", "model.head_size", "data.char_level")
 SCRATCH_KEYS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position", "dropout")
+LIGHT_KEYS = ("embedding_dim", "hidden_size", "dropout", "dilations", "layers", "bigram_buckets")  # dgcnn, bilstm
 
 
 @dataclass
@@ -59,6 +61,10 @@ def encoder_mismatches(cfg: Config, saved: dict[str, Any]) -> list[str]:
         for key in SCRATCH_KEYS:
             now[f"model.scratch.{key}"] = getattr(cfg.model.scratch, key)
             then[f"model.scratch.{key}"] = trained.get("model", {}).get("scratch", {}).get(key)
+    if cfg.model.encoder in MODEL_TYPES:
+        for key in LIGHT_KEYS:  # each shapes the saved architecture, so the config's value would be ignored
+            now[f"model.light.{key}"] = getattr(cfg.model.light, key)
+            then[f"model.light.{key}"] = trained.get("model", {}).get("light", {}).get(key)
     return [f"{key}: config {now[key]!r}, model dir {then[key]!r}" for key in now
             if then[key] is not None and now[key] != then[key]]
 
