@@ -427,8 +427,11 @@ def serve_threads(nlp: Pipeline, threads: int, workers: int) -> int:
     workers = workers or (2 if on_cpu and total >= 2 else 1)
     if on_cpu:
         torch.set_num_threads(max(1, total // workers))
-    elif threads:  # CUDA or ONNX: torch's own threads, as before there were workers (onnxruntime keeps its own)
+    elif threads:  # CUDA or ONNX: torch's own threads, as before there were workers
         torch.set_num_threads(threads)
+    runtime = nlp.predictor.runtime
+    if runtime is not None and (threads or workers > 1):  # onnxruntime's pool: its share per worker, as torch's
+        runtime.use_threads(max(1, total // workers))
     return workers
 
 
@@ -445,7 +448,7 @@ def serve(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="log one line per request"),
     threads: int = typer.Option(0, help="CPU threads for inference in all, shared by the workers with torch on a "
-                                "CPU (0: torch's default, one per core)"),
+                                "CPU or onnxruntime (0: the runtime's default, one per core)"),
     workers: int = typer.Option(0, help="batches predicted at once, each in its own thread (0: 2 for torch on a "
                                 "CPU with 2 or more threads, else 1)"),
 ) -> None:

@@ -19,15 +19,22 @@ class OnnxLogits:
     """An onnxruntime session over an exported graph, called like the model: -> {head: logits (B, C, L, L)}."""
 
     def __init__(self, path: str | Path, threads: int = 0):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0 = onnxruntime's default (one per physical core)
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = Path(path)
+        self.use_threads(threads)
         self.names = [o.name for o in self.session.get_outputs()]
         length = self.session.get_inputs()[0].shape[1]  # a name when the graph takes any length
         self.length: int | None = length if isinstance(length, int) else None
+
+    def use_threads(self, threads: int) -> None:
+        """(Re)open the session with `threads` intra-op threads (0: onnxruntime's default, one per physical core).
+        Concurrent runs of a session share its pool, so `gplinker serve --workers N` gives each run its share."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self.threads = threads
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
     @classmethod
     def load(cls, model_dir: str | Path, threads: int = 0) -> OnnxLogits:

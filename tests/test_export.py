@@ -108,6 +108,22 @@ def test_logit_difference_ignores_masked_cells_and_flags_mask_changes():
     assert logit_difference(a, c) == (0.0, False)
 
 
+def test_serve_gives_each_onnx_worker_its_share_of_the_threads(exported):
+    from gplinker.cli import serve_threads
+
+    nlp = Pipeline.from_pretrained(exported["onnx"], runtime="onnx")
+    runtime = nlp.predictor.runtime
+    assert runtime is not None
+    before = torch.get_num_threads()
+    try:
+        assert serve_threads(nlp, 0, 0) == 1 and runtime.session.get_session_options().intra_op_num_threads == 0
+        assert serve_threads(nlp, 4, 2) == 2 and runtime.session.get_session_options().intra_op_num_threads == 2
+        assert serve_threads(nlp, 2, 4) == 4 and runtime.session.get_session_options().intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before)
+    assert nlp(TEXTS) == Pipeline.from_pretrained(exported["onnx"], runtime="onnx")(TEXTS)  # reopened, same graph
+
+
 def test_onnx_runtime_errors_say_how_to_fix(exported, tmp_path):
     with pytest.raises(ConfigError, match="gplinker export"):
         OnnxLogits.load(exported["model"])
