@@ -422,6 +422,8 @@ def serve_threads(nlp: Pipeline, threads: int, workers: int) -> int:
     keep two cores busier than one batch on two threads, else one)."""
     import torch
 
+    from gplinker.onnx_runtime import OnnxLogits
+
     total = threads or torch.get_num_threads()
     on_cpu = nlp.predictor.runtime is None and nlp.predictor.device.type == "cpu"
     workers = workers or (2 if on_cpu and total >= 2 else 1)
@@ -430,7 +432,7 @@ def serve_threads(nlp: Pipeline, threads: int, workers: int) -> int:
     elif threads:  # CUDA or ONNX: torch's own threads, as before there were workers
         torch.set_num_threads(threads)
     runtime = nlp.predictor.runtime
-    if runtime is not None and (threads or workers > 1):  # onnxruntime's pool: its share per worker, as torch's
+    if isinstance(runtime, OnnxLogits) and (threads or workers > 1):  # onnxruntime's pool: a share per worker too
         runtime.use_threads(max(1, total // workers))
     return workers
 
