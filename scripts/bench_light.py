@@ -3,8 +3,10 @@
 Speed: one training step (forward, sparse ZLPR loss, backward, AdamW) of GPLinkerModel with the
 NER heads of CLUENER (10 types) on the same batch of CLUENER-sized windows (B 32, L 52, 3 spans
 each), for the scratch BERT of configs/cluener.yaml, the bilstm of configs/cluener-light.yaml
-(model.light) and the dgcnn and bilstm at hidden 128. Steps of the four kinds alternate, so load
-changes on the machine hit all of them; medians after warm-up steps. Goal: light / scratch >= 3x windows/s.
+(model.light) and the dgcnn and bilstm at hidden 128 (and the configured encoder at each `--widths`). Steps
+alternate between the models, so load changes on the machine hit all of them; medians after warm-up steps.
+Goal: light / scratch >= 3x windows/s. Each row also counts the floating-point operations of one forward and
+backward (torch.utils.flop_counter, with the LSTM layers' formula below), which is what the step time follows.
 
 Scores: `gplinker train` of configs/<task>-light.yaml (cluener, duie, duee), as configured, with
 the wall time of the whole run (data reading and evaluations included) and the dev scores of
@@ -13,6 +15,7 @@ the best evaluation. Goals (2 CPU cores): CLUENER span F1 >= 72 and official sco
 
     python scripts/bench_light.py --speed                   # windows/s table, a few minutes
     python scripts/bench_light.py --speed --set model.light.hidden_size=256   # another width as the configured one
+    python scripts/bench_light.py --speed --widths 192,256      # and rows at those widths
     python scripts/bench_light.py --train cluener           # one config's run and its scores
     python scripts/bench_light.py --train cluener --set model.encoder=bilstm
     python scripts/bench_light.py --smoke                   # tiny shapes and synthetic data: checks the script runs
@@ -31,6 +34,7 @@ from pathlib import Path
 
 import torch
 from bench_machine import add_huge_pages_flag, machine, setup_like_cli  # scripts/ is on sys.path when a script runs
+from torch.utils.flop_counter import FlopCounterMode
 
 from gplinker.config import LightConfig, ScratchConfig, load_config
 from gplinker.data.batching import collate
@@ -66,9 +70,10 @@ def ner_windows(batch: int, length: int, vocab: int, seed: int = 0) -> list[Wind
     return windows
 
 
-def encoders(smoke: bool, overrides: list[str]) -> dict[str, object]:
-    """The scratch BERT, the encoder of configs/cluener-light.yaml (with --set overrides), and both light encoders
-    at hidden 128 (the dgcnn's size in that config's header), with the config's other sizes (tiny ones with --smoke)."""
+def encoders(smoke: bool, overrides: list[str], widths: list[int]) -> dict[str, object]:
+    """The scratch BERT, the encoder of configs/cluener-light.yaml (with --set overrides), both light encoders
+    at hidden 128 (the dgcnn's size in that config's header) and the configured one at each of `widths`, with the
+    config's other sizes (tiny ones with --smoke)."""
     scratch_cfg = load_config(CONFIGS / "cluener.yaml").model.scratch
     configured = load_config(CONFIGS / "cluener-light.yaml", overrides).model
     light = configured.light
@@ -80,10 +85,36 @@ def encoders(smoke: bool, overrides: list[str]) -> dict[str, object]:
     out: dict[str, object] = {"scratch BERT (configs/cluener.yaml)": scratch_encoder(scratch_cfg, vocab)}
     shipped = "configs/cluener-light.yaml" + "".join(f" --set {o}" for o in overrides)
     for name, hidden, label in ((configured.encoder, light.hidden_size, shipped),
-                                ("bilstm", narrow, f"hidden {narrow}"), ("dgcnn", narrow, f"hidden {narrow}")):
+                                ("bilstm", narrow, f"hidden {narrow}"), ("dgcnn", narrow, f"hidden {narrow}"),
+                                *((configured.encoder, w, f"hidden {w}") for w in widths)):
         arch = light_architecture(name, dataclasses.replace(light, hidden_size=hidden), vocab)
         out[f"{name} ({label})"] = LightEncoder(arch)
     return out
+
+
+def lstm_layer_flops(input_shape: list[int], w_ih: list[int], w_hh: list[int], *_args: object,
+                     **_kwargs: object) -> int:
+    """One LSTM layer over T x B steps: the input and recurrent products of its 4 gates, 2 T B 4H (I + H)
+    (w_ih is (4H, I), w_hh (4H, H)); nn.LSTM runs as one aten op on the CPU, which the counter has no formula for."""
+    return 2 * input_shape[0] * input_shape[1] * w_ih[0] * (w_ih[1] + w_hh[1])
+
+
+def lstm_layer_backward_flops(input_shape: list[int], w_ih: list[int], w_hh: list[int], *_args: object,
+                              **_kwargs: object) -> int:
+    """Its backward: the gradients of the inputs and of the weights, each a product as large as the forward."""
+    return 2 * lstm_layer_flops(input_shape, w_ih, w_hh)
+
+
+def step_gflops(model: torch.nn.Module, batch: dict) -> float:
+    """Floating-point operations (10^9) of one forward and backward of `model` on `batch`; the gradients are cleared."""
+    aten = torch.ops.aten
+    mapping = {aten.mkldnn_rnn_layer: lstm_layer_flops, aten.mkldnn_rnn_layer_backward: lstm_layer_backward_flops}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"])
+        assert out.loss is not None
+        out.loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 1e9
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -92,9 +123,11 @@ def speed(args: argparse.Namespace) -> None:
     task = NerTask(Schema(task="ner", entity_types=[f"t{k}" for k in range(10)]))
     batch = collate(ner_windows(args.batch, args.length, 200 if args.smoke else VOCAB), 0, {"entities": 10})
     models = {}
-    for name, encoder in encoders(args.smoke, args.set).items():
+    widths = [int(w) for w in args.widths.split(",") if w] if args.widths else []
+    for name, encoder in encoders(args.smoke, args.set, widths).items():
         model = GPLinkerModel(encoder, task.heads(), "egp", 16 if args.smoke else 64).train()
         models[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3))
+    gflops = {name: step_gflops(model, batch) for name, (model, _) in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}  # wall seconds per step
     cpu: dict[str, list[float]] = {name: [] for name in models}  # CPU seconds of this process per step
     for step in range(args.warmup + args.steps):
@@ -112,16 +145,18 @@ def speed(args: argparse.Namespace) -> None:
     base_cpu = statistics.median(next(iter(cpu.values())))
     print(f"\ntraining step, B {args.batch}, L {args.length}, NER heads of 10 types, median of {args.steps} steps "
           f"(interleaved; load avg {' '.join(f'{x:.1f}' for x in os.getloadavg())})\n")
-    print("| encoder | parameters M | step median s | windows/s | vs scratch BERT | CPU s | vs scratch (CPU) | goal "
-          "| met |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    base_gflops = next(iter(gflops.values()))
+    print("| encoder | parameters M | step median s | windows/s | vs scratch BERT | CPU s | vs scratch (CPU) | "
+          "GFLOP (fwd+bwd) | vs scratch (GFLOP) | goal | met |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, values in times.items():
         median = statistics.median(values)
         params = sum(p.numel() for p in models[name][0].parameters()) / 1e6
         light = not name.startswith("scratch")
         ratio, cpu_median = base / median, statistics.median(cpu[name])
         print(f"| {name} | {params:.2f} | {median:.3f} | {args.batch / median:.1f} | {ratio:.2f}x | {cpu_median:.3f} | "
-              f"{base_cpu / cpu_median:.2f}x | {'>= 3x' if light else '—'} | "
+              f"{base_cpu / cpu_median:.2f}x | {gflops[name]:.2f} | {base_gflops / gflops[name]:.2f}x | "
+              f"{'>= 3x' if light else '—'} | "
               f"{('yes' if ratio >= 3 else 'no') if light else '—'} |")
 
 
@@ -188,6 +223,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override: of the run with --train, of the configured encoder with --speed")
     parser.add_argument("--keep", help="train.output_dir for --train (default: a temporary dir, removed)")
+    parser.add_argument("--widths", default="", help="comma-separated hidden sizes: more rows of the configured "
+                        "encoder with --speed")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=52)
     parser.add_argument("--steps", type=int, default=9, help="timed steps of each encoder (median reported)")

@@ -26,7 +26,7 @@ HEADERS = {
     "bench_long.py --task event": ["sentence vs document event F1", "| document events across sentences |"],
     "bench_faults.py": ["| case | outcome |"],
     "bench_light.py": ["| encoder | parameters M | step median s | windows/s | vs scratch BERT | CPU s | "
-                       "vs scratch (CPU) | goal | met |",
+                       "vs scratch (CPU) | GFLOP (fwd+bwd) | vs scratch (GFLOP) | goal | met |",
                        "| figure | value | minutes | goal | met |"],
     "bench_serve.py": ["| round | clients | seconds | requests | requests/s | p50 ms | p99 ms | errors | batches |"],
 }
@@ -52,3 +52,27 @@ def test_smoke_run_exits_0_and_prints_its_tables(smoke_runs, script):
     for header in HEADERS[script]:
         assert header in out, out
     assert "goal" in out
+
+
+def test_bench_light_counts_an_lstm_steps_products(monkeypatch):
+    """The flop column's LSTM formula: one forward and backward of a 2-layer LSTM over T x B steps is
+    3 x sum over layers of 2 T B 4H (I + H) (the counter alone sees no products in nn.LSTM's one CPU op)."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import bench_light
+
+    class Lstm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(12, 8, num_layers=2, batch_first=True)
+
+        def forward(self, input_ids, attention_mask, labels):  # noqa: ARG002 (GPLinkerModel's call)
+            out = self.lstm(input_ids)[0]
+            return type("Out", (), {"loss": out.square().sum()})()
+
+    T, B, H = 7, 3, 8
+    gflops = bench_light.step_gflops(Lstm(), {"input_ids": torch.randn(B, T, 12), "attention_mask": None,
+                                              "labels": None})
+    expected = 3 * (2 * T * B * 4 * H * (12 + H) + 2 * T * B * 4 * H * (H + H))
+    assert gflops * 1e9 == pytest.approx(expected, rel=0.02)
