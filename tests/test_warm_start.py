@@ -1,7 +1,7 @@
 """`gplinker train --init-from MODEL_DIR`: the encoder and every head channel whose label both schemas share.
 
 The three checks the issue asks for: with a superset schema and 0 steps the old labels predict
-exactly as the old model; after a short run on data with a new type the old types keep their dev
+the same spans as the old model, with the same scores up to float32 rounding; after a short run on data with a new type the old types keep their dev
 F1 (within 2 points) while the new one is learned; a mismatched encoder is refused with a message.
 """
 
@@ -26,6 +26,13 @@ EXTRA = [("李娜在上海读书。", [("李娜", "person"), ("上海", "loc"), 
          ("王芳在成都任教。", [("王芳", "person"), ("成都", "loc"), ("任教", "activity")])]
 # every run decodes every span length (the span limits learned from training data would differ between runs)
 SPANS = "model.max_span_length=none"
+# The copied channels' scores match their sources' to the last few float32 ulps, not always bit for bit: the
+# old and the new head's projections are matrix products of different output widths (2·3 vs 2·4 rows in
+# q_dense), and a CPU's gemm kernel may block and sum them in a different order (an AMD EPYC does, an Intel
+# Xeon did not). One ulp of float32 is 2^-23 ≈ 1.2e-7 relative; 1e-6 (relative, and absolute for logits near 0,
+# which are of order 1) allows about eight and still fails a copy from the wrong channel or a missing bias,
+# whose scores differ in the first or second digit.
+FLOAT32_ROUNDING = 1e-6
 
 
 def with_activity() -> list[tuple[str, list[tuple[str, str]]]]:
@@ -52,7 +59,7 @@ def old_model(tmp_path_factory):
     return tmp / "old" / "best"
 
 
-def test_a_superset_schema_after_zero_steps_predicts_the_old_labels_exactly_as_the_old_model(old_model, tmp_path):
+def test_a_superset_schema_after_zero_steps_predicts_the_old_labels_as_the_old_model(old_model, tmp_path):
     result = train(tmp_path, "new", with_activity(), "train.epochs=0", init_from=old_model)
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
@@ -65,7 +72,9 @@ def test_a_superset_schema_after_zero_steps_predicts_the_old_labels_exactly_as_t
     new = Predictor.from_pretrained(new_dir, device="cpu").predict(texts)
     assert any(old)
     for before, after in zip(old, new):
-        assert {span: score for span, score in after.items() if span.label != "activity"} == before
+        kept = {span: score for span, score in after.items() if span.label != "activity"}
+        assert kept.keys() == before.keys()  # the very same spans, and scores equal up to float32 rounding (below)
+        assert kept == {span: pytest.approx(score, rel=FLOAT32_ROUNDING, abs=FLOAT32_ROUNDING) for span, score in before.items()}
 
 
 def test_a_short_run_learns_a_new_type_and_keeps_the_old_ones(old_model, tmp_path):
@@ -134,5 +143,6 @@ def test_copied_channels_score_as_the_channels_they_came_from(pointer):
     new.copy_channels_from(old, [(0, 2), (3, 0)])
     hidden, mask = torch.randn(2, 5, 16), torch.ones(2, 5)
     a, b = old(hidden, mask).logits, new(hidden, mask).logits
-    assert torch.equal(b[:, 0], a[:, 2]) and torch.equal(b[:, 3], a[:, 0])
+    torch.testing.assert_close(b[:, 0], a[:, 2], rtol=FLOAT32_ROUNDING, atol=FLOAT32_ROUNDING)
+    torch.testing.assert_close(b[:, 3], a[:, 0], rtol=FLOAT32_ROUNDING, atol=FLOAT32_ROUNDING)
     assert not torch.allclose(b[:, 1], a[:, 1])  # a fresh channel
