@@ -1,8 +1,9 @@
 """`gplinker train --init-from MODEL_DIR`: the encoder and every head channel whose label both schemas share.
 
 The three checks the issue asks for: with a superset schema and 0 steps the old labels predict
-the same spans as the old model, with the same scores up to float32 rounding; after a short run on data with a new type the old types keep their dev
-F1 (within 2 points) while the new one is learned; a mismatched encoder is refused with a message.
+the same spans as the old model, with the same scores up to float32 rounding; after a short run on
+data with a new type the old types keep their dev F1 (within 2 points) while the new one is learned; a
+mismatched encoder is refused with a message.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def test_a_superset_schema_after_zero_steps_predicts_the_old_labels_as_the_old_m
     for before, after in zip(old, new):
         kept = {span: score for span, score in after.items() if span.label != "activity"}
         assert kept.keys() == before.keys()  # the very same spans, and scores equal up to float32 rounding (below)
-        assert kept == {span: pytest.approx(score, rel=FLOAT32_ROUNDING, abs=FLOAT32_ROUNDING) for span, score in before.items()}
+        close = FLOAT32_ROUNDING
+        assert kept == {span: pytest.approx(score, rel=close, abs=close) for span, score in before.items()}
 
 
 def test_a_short_run_learns_a_new_type_and_keeps_the_old_ones(old_model, tmp_path):
