@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from gplinker.data.batching import collate, inference_batches
+from gplinker.data.batching import DEFAULT_COST, BatchCost, collate, inference_batches
 from gplinker.data.encoding import Window, WindowEncoder, special_tokens_around
 from gplinker.data.examples import Example
 from gplinker.data.long_texts import LONG_TEXT_CHARS, LongText
@@ -41,8 +41,12 @@ class Predictor:
                  threshold: Thresholds = 0.0, batch_size: int = 64, device: str | torch.device = "cpu",
                  amp: str = "off",
                  char_level: bool = False, runtime: Callable[[Tensor, Tensor], dict[str, Tensor]] | None = None,
-                 span_limits: dict[str, list[int | None]] | None = None, cut: str = "sentences"):
+                 span_limits: dict[str, list[int | None]] | None = None, cut: str = "sentences",
+                 encoder_width: int | None = None):
         self.model, self.tokenizer, self.task = model, tokenizer, task
+        # encoder_width: the encoder's hidden size, which sets where a mixed set of windows is cut into batches
+        # on a CPU (batch_cost); None: the default cut
+        self.encoder_width = encoder_width
         # span_limits: head -> per-channel longest span (tokens) decoding keeps (data/span_limits.py)
         self.span_limits = {h: limits for h, limits in (span_limits or {}).items()
                             if any(n is not None for n in limits)}
@@ -104,10 +108,12 @@ class Predictor:
         limits = section.get("limits", {})
         window, stride = inference_windows(section, tokenizer, max_length)
         tuned = model_thresholds(section, str(model_dir / "config.json"))  # checked even when overridden
+        width = model.encoder.config.hidden_size if model is not None else config.get("hidden_size")
         return cls(model=model, tokenizer=tokenizer, task=task, max_length=window, stride=stride,
                    threshold=tuned if threshold is None else threshold,
                    char_level=section.get("char_level", False), batch_size=batch_size, device=dev, runtime=session,
-                   span_limits={h: v.get("channels", []) for h, v in limits.get("heads", {}).items()}, cut=cut)
+                   span_limits={h: v.get("channels", []) for h, v in limits.get("heads", {}).items()}, cut=cut,
+                   encoder_width=width if isinstance(width, int) else None)
 
     def predict(self, examples: Sequence[Example],
                 progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
@@ -155,7 +161,8 @@ class Predictor:
         if self.model is not None:
             self.model.eval()
         done = 0
-        for indices in inference_batches([len(w) for w in windows], self.batch_size):
+        cost = batch_cost(self.encoder_width, self.device)
+        for indices in inference_batches([len(w) for w in windows], self.batch_size, cost):
             batch = [windows[k] for k in indices]
             inputs = {k: v.to(self.device) for k, v in collate(batch, self.pad_id).items()}
             cells = cells_above(self.logits(inputs), threshold, len(batch))
@@ -185,6 +192,14 @@ class Predictor:
         with inference_autocast(self.amp, self.device):
             logits: dict[str, Tensor] = self.model(**inputs).logits
         return logits
+
+
+def batch_cost(encoder_width: int | None, device: torch.device) -> BatchCost:
+    """The cost model that cuts inference batches: on a CPU, fitted to the encoder's width and the torch threads
+    in use now (a server's workers set theirs after loading); on other devices, or without a width, the default."""
+    if device.type != "cpu" or encoder_width is None:
+        return DEFAULT_COST
+    return BatchCost.for_cpu(encoder_width, torch.get_num_threads())
 
 
 def _fits(tokens: int, limit: int | None) -> bool:

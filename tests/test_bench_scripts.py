@@ -28,6 +28,8 @@ HEADERS = {
     "bench_light.py": ["| encoder | parameters M | step median s | windows/s | vs scratch BERT | CPU s | "
                        "vs scratch (CPU) | GFLOP (fwd+bwd) | vs scratch (GFLOP) | goal | met |",
                        "| figure | value | minutes | goal | met |"],
+    "fit_batch_cost.py": ["| size | threads | overhead a/b (tokens) | q (tokens) | worst fit error | a (ms) | "
+                          "BatchCost.for_cpu overhead, q | for_cpu / fit overhead | goal | met |"],
     "bench_serve.py": ["| round | clients | seconds | requests | requests/s | p50 ms | p99 ms | errors | batches |"],
 }
 

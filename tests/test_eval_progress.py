@@ -10,7 +10,7 @@ from gplinker.commands.train import train
 from gplinker.config import load_config
 from gplinker.data.batching import inference_batches
 from gplinker.data.examples import Example
-from gplinker.predict import Predictor
+from gplinker.predict import Predictor, batch_cost
 from tests.conftest import NER_SENTENCES, spans_record, tiny_overrides, write_jsonl
 
 
@@ -21,7 +21,10 @@ def test_predict_reports_windows_done_after_each_batch(tmp_path):
     calls = []
     predictor.predict([Example(t) for t, _ in NER_SENTENCES], lambda done, total: calls.append((done, total)))
     windows = predictor.encoder.encode([t for t, _ in NER_SENTENCES])
-    sizes = [len(b) for b in inference_batches([len(w) for w in windows], 3)]  # cut by length, at most 3 each
+    # cut by length, at most 3 each, under the cost model of the model's width on the CPU
+    assert predictor.encoder_width == json.loads((tmp_path / "run" / "last" / "config.json").read_text())["hidden_size"]
+    cost = batch_cost(predictor.encoder_width, predictor.device)
+    sizes = [len(b) for b in inference_batches([len(w) for w in windows], 3, cost)]
     assert len(windows) == 8 and max(sizes) <= 3
     assert calls == [(sum(sizes[: k + 1]), 8) for k in range(len(sizes))]  # one report per batch, running total
 

@@ -265,12 +265,14 @@ def train_locked(cfg: Config, out: Path, resume: bool, overwrite: bool, console:
         tokenizer.save_pretrained(str(directory))
 
     evaluate = None
+    width = model.encoder.config.hidden_size  # of the dev predictor's batch cut (predict.batch_cost)
     if dev_examples:
         def evaluate(m: nn.Module) -> tuple[float, dict[str, Any]]:
             predictor = Predictor(model=m, tokenizer=tokenizer, task=task, max_length=max_length,
                                   stride=cfg.data.stride, threshold=cfg.model.threshold,
                                   batch_size=cfg.train.eval_batch_size, device=next(m.parameters()).device,
-                                  amp=cfg.train.amp, char_level=cfg.data.char_level)
+                                  amp=cfg.train.amp, char_level=cfg.data.char_level,
+                                  encoder_width=width)
             task_id = progress.add_task("evaluating", total=None, unit="windows", info="") if progress else None
 
             def advance(done: int, total: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, overload
 
 import numpy as np
@@ -38,25 +39,61 @@ def train_batches(lengths: Sequence[int] | npt.NDArray[np.integer[Any]], batch_s
     return [batches[k] for k in shuffle]
 
 
-# The cost model of `inference_batches`, in token units: a forward pass costs a fixed BATCH_OVERHEAD plus, per
-# window padded to length L, L + L**2 / QUADRATIC_TOKENS (the linear layers per token, the L x L attention and
-# pointer grids). On the CPU a forward of one short window costs as much as hundreds of tokens in a full one
-# (small matrix products, Python and dispatch per layer: a 4-layer 256-wide scratch BERT takes 4.8 ms for 1 x 30
-# tokens, 36 ms for 16 x 30); 256 and 256 were the best of {32, 128, 256, 1024} x {128, 1024} for predicting
-# a mixed set of texts 32 at a time with the 64 x 1 and 256 x 4 scratch models of scripts/bench_serve.py.
-BATCH_OVERHEAD = 256
-QUADRATIC_TOKENS = 256
+# BatchCost.for_cpu, fitted by scripts/fit_batch_cost.py (2026-12-02, AMD EPYC, 2 cores, idle) to forward times of
+# scratch BERTs 64 x 1, 256 x 4, 512 x 6 and 768 x 12 on 1 and 2 threads: overhead x width was 10,000-17,000 tokens
+# per thread, and q 3.4-8 times the width.
+CPU_OVERHEAD_WIDTH_TOKENS = 14_000.0
+CPU_QUADRATIC_PER_WIDTH = 5.0
 
 
-def inference_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+@dataclass(frozen=True)
+class BatchCost:
+    """The cost model of `inference_batches`, in token units: a forward pass costs a fixed `overhead` plus, per
+    window padded to length L, L + L**2 / `quadratic_tokens` (the linear layers per token; the L x L attention
+    and pointer grids).
+
+    On a CPU a forward of a few short windows costs as much as many tokens of a full one (small matrix
+    products, Python and dispatch per layer): the narrower the model and the more threads share each
+    token's work, the more tokens that is. The default (256, 256) predates the fit and stays for
+    other devices.
+    """
+
+    overhead: float = 256.0
+    quadratic_tokens: float = 256.0
+
+    @classmethod
+    def for_cpu(cls, width: int, threads: int) -> BatchCost:
+        """The cost model of an encoder of hidden size `width` on `threads` CPU threads: per forward about
+        14,000 x threads / width tokens, and attention as dear as the linear layers at 5 x width tokens.
+
+        Per token the linear layers cost ~width² per layer and the attention ~L·width per layer (their
+        ratio L/width up to a constant), while the fixed cost per layer barely grows with width.
+        """
+        width, threads = max(1, width), max(1, threads)
+        return cls(overhead=CPU_OVERHEAD_WIDTH_TOKENS * threads / width,
+                   quadratic_tokens=CPU_QUADRATIC_PER_WIDTH * width)
+
+    def window(self, length: int) -> float:
+        """The cost of one window padded to `length` tokens."""
+        return length + length**2 / self.quadratic_tokens
+
+    def of(self, lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+        """The cost of `batches` (lists of indices into `lengths`): per batch overhead + n * window(its longest)."""
+        return sum(self.overhead + len(b) * self.window(max(lengths[k] for k in b)) for b in batches)
+
+
+DEFAULT_COST = BatchCost()
+
+
+def inference_batches(lengths: Sequence[int], batch_size: int, cost: BatchCost = DEFAULT_COST) -> list[list[int]]:
     """Batches of at most `batch_size` windows in length order (longest first); callers restore the order.
 
     Each batch pads to its longest window, so where the sorted order is cut matters when lengths
     are mixed (a server's micro-batch: a few long windows among many short ones). The windows are
     cut into groups at boundaries between lengths, each group into consecutive pieces of
-    `batch_size`; the groups minimise `batches_cost` exactly among such cuts (dynamic programming
-    over the runs of equal length). One group of everything, the plain chunks of the sorted order,
-    is among them, so the cost is never higher than theirs.
+    `batch_size`; the groups minimise `cost` exactly among such cuts (dynamic programming over
+    the runs of equal length). One group of everything, the plain chunks of the sorted order, is
+    among them, so the cost is never higher than theirs.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -77,14 +114,14 @@ def inference_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]
                 room = batch_size - windows % batch_size if windows % batch_size else 0
                 if room == 0:  # a new piece starts with this run: it pads to this run's length
                     full += last
-                    piece_cost = window_cost(length)
-                    last, room = BATCH_OVERHEAD, batch_size
+                    piece_cost = cost.window(length)
+                    last, room = cost.overhead, batch_size
                 take = min(room, count)
                 last += take * piece_cost
                 windows, count = windows + take, count - take
-            cost = best[i] + full + last
-            if cost < best[j]:
-                best[j], cut[j] = cost, i
+            total = best[i] + full + last
+            if total < best[j]:
+                best[j], cut[j] = total, i
     groups: list[int] = []  # windows per group, the last group first
     j = len(runs)
     while j > 0:
@@ -96,16 +133,6 @@ def inference_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]
         batches.extend(order[b : min(b + batch_size, start + size)] for b in range(start, start + size, batch_size))
         start += size
     return batches
-
-
-def window_cost(length: int) -> float:
-    """The cost of one window padded to `length` tokens, in token units (BATCH_OVERHEAD)."""
-    return length + length**2 / QUADRATIC_TOKENS
-
-
-def batches_cost(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
-    """The cost model of `inference_batches`: per batch BATCH_OVERHEAD + n * window_cost(its longest window)."""
-    return sum(BATCH_OVERHEAD + len(b) * window_cost(max(lengths[k] for k in b)) for b in batches)
 
 
 Batch = dict[str, torch.Tensor]  # input_ids, attention_mask: (B, L)
