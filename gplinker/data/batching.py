@@ -39,9 +39,10 @@ def train_batches(lengths: Sequence[int] | npt.NDArray[np.integer[Any]], batch_s
     return [batches[k] for k in shuffle]
 
 
-# BatchCost.for_cpu, fitted by scripts/fit_batch_cost.py (2026-12-02, AMD EPYC, 2 cores, idle) to forward times of
-# scratch BERTs 64 x 1, 256 x 4, 512 x 6 and 768 x 12 on 1 and 2 threads: overhead x width was 10,000-17,000 tokens
-# per thread, and q 3.4-8 times the width.
+# BatchCost.for_cpu, fitted by scripts/fit_batch_cost.py (2026-12-02 14:57 and 15:46, AMD EPYC, 2 cores, idle) to
+# forward times of scratch BERTs 64 x 1, 256 x 4, 512 x 6 and 768 x 12 on 1 and 2 threads: overhead x width / threads
+# was 9,000-26,000 tokens (the 64-wide model's the noisiest), and q mostly 3-8 times the width; the formula is
+# within 2x of every fit.
 CPU_OVERHEAD_WIDTH_TOKENS = 14_000.0
 CPU_QUADRATIC_PER_WIDTH = 5.0
 
