@@ -161,8 +161,7 @@ class Predictor:
         if self.model is not None:
             self.model.eval()
         done = 0
-        cost = batch_cost(self.encoder_width, self.device)
-        for indices in inference_batches([len(w) for w in windows], self.batch_size, cost):
+        for indices in inference_batches([len(w) for w in windows], self.batch_size, self.cut_cost()):
             batch = [windows[k] for k in indices]
             inputs = {k: v.to(self.device) for k, v in collate(batch, self.pad_id).items()}
             cells = cells_above(self.logits(inputs), threshold, len(batch))
@@ -174,6 +173,10 @@ class Predictor:
         if was_training and self.model is not None:
             self.model.train()
         return out
+
+    def cut_cost(self) -> BatchCost:
+        """The cost model that cuts this predictor's inference batches now (batch_cost)."""
+        return batch_cost(self.encoder_width, self.device)
 
     def within_limits(self, cells: ScoredCells) -> ScoredCells:
         """The cells of span heads that are no longer than their channel's training limit (data/span_limits.py)."""

@@ -164,12 +164,10 @@ def encoder_alone(predictor, lines: list[str]) -> Callable[[], float]:
     """
     from gplinker.data.batching import collate, inference_batches
     from gplinker.devices import inference_autocast
-    from gplinker.predict import batch_cost
 
     windows = predictor.encoder.encode([json.loads(x)["text"] for x in lines])
     batches = []
-    for indices in inference_batches([len(w) for w in windows], predictor.batch_size,
-                                     batch_cost(predictor.encoder_width, predictor.device)):
+    for indices in inference_batches([len(w) for w in windows], predictor.batch_size, predictor.cut_cost()):
         inputs = collate([windows[k] for k in indices], predictor.pad_id)
         batches.append({k: v.to(predictor.device) for k, v in inputs.items()})
     encoder = predictor.model.encoder.eval()

@@ -23,7 +23,8 @@ def test_predict_reports_windows_done_after_each_batch(tmp_path):
     windows = predictor.encoder.encode([t for t, _ in NER_SENTENCES])
     # cut by length, at most 3 each, under the cost model of the model's width on the CPU
     assert predictor.encoder_width == json.loads((tmp_path / "run" / "last" / "config.json").read_text())["hidden_size"]
-    cost = batch_cost(predictor.encoder_width, predictor.device)
+    cost = predictor.cut_cost()
+    assert cost == batch_cost(predictor.encoder_width, predictor.device)
     sizes = [len(b) for b in inference_batches([len(w) for w in windows], 3, cost)]
     assert len(windows) == 8 and max(sizes) <= 3
     assert calls == [(sum(sizes[: k + 1]), 8) for k in range(len(sizes))]  # one report per batch, running total
